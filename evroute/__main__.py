@@ -1,0 +1,3 @@
+from evroute.cli import main
+
+main()

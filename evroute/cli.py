@@ -1,0 +1,282 @@
+"""The command line: parse arguments, call the library, render; `main` maps errors to exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from evroute import __version__, expr, pipeline, render
+from evroute.config import Config, Issue, check_config, load_config
+from evroute.errors import ConfigError, EvrouteError, ExitCode
+from evroute.sources.pacing import Pacer, RatePacer, SpeedPacer
+
+app = typer.Typer(
+    name="evroute",
+    help="Route JSON lines from producers to consumers, as a YAML config says.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Commands that DESIGN.md promises and a later version brings.
+LATER_COMMANDS = {
+    "explain": "evroute explain",
+    "test": "evroute test",
+    "graph": "evroute graph",
+    "schema": "evroute schema",
+    "audit": "evroute audit",
+    "import": "evroute import",
+}
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True)
+
+
+def stdout_console() -> Console:
+    return Console()
+
+
+class StatsMode(str, Enum):
+    auto = "auto"
+    live = "live"
+    final = "final"
+    json = "json"
+    off = "off"
+
+
+class ReportFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+ConfigArgument = Annotated[
+    Path, typer.Argument(help="The routing config (YAML).", show_default=False)
+]
+StatsOption = Annotated[
+    StatsMode,
+    typer.Option(
+        "--stats",
+        help="auto: the final table; final: the same; json: one JSON line; off: nothing."
+        " All on stderr.",
+    ),
+]
+StatsJsonOption = Annotated[
+    Path | None,
+    typer.Option("--stats-json", help="Write the final stats as JSON to this file.",
+                 show_default=False),
+]
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"evroute {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=version_callback, is_eager=True,
+                     help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Route JSON lines from producers to consumers, as a YAML config says."""
+
+
+@app.command()
+def validate(
+    configs: Annotated[list[Path], typer.Argument(help="Configs to check.", show_default=False)],
+    format: Annotated[ReportFormat, typer.Option("--format", help="text or json.")] = (
+        ReportFormat.text
+    ),
+    no_env: Annotated[
+        bool,
+        typer.Option("--no-env", help="Unset ${VAR} are warnings, not errors (CI without secrets)."),
+    ] = False,
+) -> None:
+    """Check configs and report every problem, not just the first."""
+    all_issues: list[Issue] = []
+    console = stdout_console()
+    for path in configs:
+        _, issues = check_config(path, no_env=no_env)
+        all_issues.extend(issues)
+        if format is ReportFormat.text:
+            render.render_issues(console, issues)
+            render.render_validation_summary(console, str(path), issues)
+    errors = sum(1 for issue in all_issues if issue.severity == "error")
+    if format is ReportFormat.json:
+        report = {
+            "valid": errors == 0,
+            "errors": errors,
+            "warnings": len(all_issues) - errors,
+            "issues": [issue.as_json() for issue in all_issues],
+        }
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    raise typer.Exit(ExitCode.FAILED if errors else ExitCode.OK)
+
+
+@app.command()
+def run(
+    config: ConfigArgument,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Input files; - is stdin; .gz is read transparently. Default: stdin.",
+                       show_default=False),
+    ] = None,
+    stats: StatsOption = StatsMode.auto,
+    stats_json: StatsJsonOption = None,
+) -> None:
+    """Route events from the inputs (or stdin) to the config's consumers."""
+    raise typer.Exit(route_events(config, inputs or [], stats, stats_json, None, progress=False))
+
+
+@app.command()
+def replay(
+    config: ConfigArgument,
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(help="Recorded event files; - is stdin.", show_default=False),
+    ] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option("--speed",
+                     help="Replay the gaps between the events' times, X times faster.",
+                     show_default=False),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option("--rate", help="N events a second.",
+                     show_default=False),
+    ] = None,
+    time_field: Annotated[
+        str, typer.Option("--time-field", help="JMESPath to each event's time (RFC 3339).")
+    ] = "time",
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress",
+                     help="A progress bar on stderr; default: when stderr is a terminal.",
+                     show_default=False),
+    ] = None,
+    stats: StatsOption = StatsMode.auto,
+    stats_json: StatsJsonOption = None,
+) -> None:
+    """Replay recorded events through the routes, as fast as possible or paced."""
+    if speed is not None and rate is not None:
+        raise typer.BadParameter("cannot be used with --rate; choose one", param_hint="--speed")
+    for value, flag in ((speed, "--speed"), (rate, "--rate")):
+        if value is not None and not value > 0:
+            raise typer.BadParameter("must be more than 0", param_hint=flag)
+    pacer: Pacer | None = None
+    if rate is not None:
+        pacer = RatePacer(rate)
+    elif speed is not None:
+        try:
+            pacer = SpeedPacer(speed, expr.compile(time_field))
+        except expr.ExpressionSyntaxError as error:
+            raise typer.BadParameter(f"invalid JMESPath: {error}", param_hint="--time-field") from None
+    show_progress = stderr_console().is_terminal if progress is None else progress
+    raise typer.Exit(route_events(config, files or [], stats, stats_json, pacer, show_progress))
+
+
+def route_events(
+    config_path: Path,
+    inputs: list[str],
+    stats_mode: StatsMode,
+    stats_json: Path | None,
+    pacer: Pacer | None,
+    progress: bool,
+) -> int:
+    if stats_mode is StatsMode.live:
+        raise typer.BadParameter(
+            "live is not supported yet in this version of evroute; use final", param_hint="--stats"
+        )
+    config = load_config(config_path)
+    console = stderr_console()
+    progress_bar = render.ProgressBar(console) if progress else None
+
+    def warn(message: str) -> None:
+        console.print(f"[yellow]evroute[/]: {escape(message)}", highlight=False, soft_wrap=True)
+
+    options = pipeline.RunOptions(inputs=inputs, pacer=pacer, progress=progress_bar, warn=warn)
+    try:
+        result = pipeline.run(config, options)
+    finally:
+        if progress_bar is not None:
+            progress_bar.stop()
+    report_run(console, config, result, stats_mode, stats_json)
+    if result.errors:
+        return ExitCode.FAILED
+    if result.signal is not None:
+        return ExitCode.SIGINT if result.signal == 2 else ExitCode.SIGTERM
+    return ExitCode.UNDELIVERED if result.undelivered else ExitCode.OK
+
+
+def report_run(
+    console: Console,
+    config: Config,
+    result: pipeline.RunResult,
+    stats_mode: StatsMode,
+    stats_json: Path | None,
+) -> None:
+    data = result.stats.as_json()
+    if stats_json is not None:
+        try:
+            stats_json.write_bytes(orjson.dumps(data) + b"\n")
+        except OSError as error:
+            result.errors.append(f"cannot write --stats-json {stats_json}: {error.strerror}")
+    if stats_mode is StatsMode.json:
+        sys.stderr.write(orjson.dumps(data).decode() + "\n")
+    elif stats_mode is not StatsMode.off:
+        render.render_stats(console, result.stats)
+    if stats_mode is not StatsMode.off:
+        dead_letter = str(config.dead_letter) if config.dead_letter else None
+        render.render_dead_letter_summary(console, result.dead_letters, dead_letter)
+    for error in result.errors:
+        console.print(f"[bold red]error[/]: {escape(error)}", highlight=False, soft_wrap=True)
+
+
+def report_error(message: str) -> None:
+    stderr_console().print(f"[bold red]error[/]: {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script: exit with the code `program` gives."""
+    sys.exit(program(sys.argv[1:] if argv is None else argv))
+
+
+def program(args: list[str]) -> int:
+    """Run the app and turn every outcome into an exit code, here and nowhere else.
+
+    Typer reports usage errors itself (exit 2); commands end with typer.Exit(code);
+    the library's errors arrive here as EvrouteError.
+    """
+    if args and args[0] in LATER_COMMANDS:
+        report_error(f"{LATER_COMMANDS[args[0]]} is not supported yet in this version of evroute")
+        return ExitCode.USAGE
+    try:
+        app(args=args, prog_name="evroute")
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else ExitCode.FAILED
+    except ConfigError as error:
+        render.render_issues(stderr_console(), [i for i in error.issues if isinstance(i, Issue)])
+        return ExitCode.FAILED
+    except EvrouteError as error:
+        report_error(str(error))
+        return error.exit_code
+    except KeyboardInterrupt:
+        return ExitCode.SIGINT
+    except BrokenPipeError:
+        # stdout closed by its reader while a command printed its result
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
+    return ExitCode.OK

@@ -1,0 +1,471 @@
+"""Checks that turn a YAML tree into a Config, reporting every problem, not just the first."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from evroute import expr
+from evroute.config import env
+from evroute.config.model import (
+    ON_FULL_POLICIES,
+    UNMATCHED_DEAD_LETTER,
+    UNMATCHED_DROP,
+    Config,
+    ConsumerConfig,
+    QueueSettings,
+    RouteConfig,
+)
+from evroute.config.units import parse_duration, parse_size
+from evroute.config.yaml_loader import Node
+
+Severity = Literal["error", "warning"]
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class Issue:
+    file: str
+    line: int
+    column: int
+    severity: Severity
+    path: str
+    message: str
+
+    def format(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}:{self.column}: {self.severity}: {where}{self.message}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "severity": self.severity,
+            "path": self.path,
+            "message": self.message,
+        }
+
+
+def not_yet(what: str) -> str:
+    return f"{what} is not supported yet in this version of evroute"
+
+
+class Checker:
+    """Collects issues with their locations; helpers read typed values from nodes."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.issues: list[Issue] = []
+
+    @property
+    def has_errors(self) -> bool:
+        return any(issue.severity == "error" for issue in self.issues)
+
+    def report(
+        self, severity: Severity, node: Node | None, path: str, message: str,
+        line: int | None = None, column: int | None = None,
+    ) -> None:
+        line = line if line is not None else (node.line if node else 1)
+        column = column if column is not None else (node.column if node else 1)
+        self.issues.append(Issue(self.file, line, column, severity, path, message))
+
+    def error(self, node: Node | None, path: str, message: str) -> None:
+        self.report("error", node, path, message)
+
+    def warning(self, node: Node | None, path: str, message: str) -> None:
+        self.report("warning", node, path, message)
+
+    # typed readers: each returns None after reporting when the value is wrong
+
+    def mapping(self, node: Node, path: str) -> dict[str, Node] | None:
+        if not node.is_mapping:
+            self.error(node, path, f"expected a mapping, got {describe(node.value)}")
+            return None
+        value: dict[str, Node] = node.value
+        return value
+
+    def known_keys(
+        self, node: Node, path: str, allowed: Iterable[str], later: Mapping[str, str]
+    ) -> None:
+        """Unknown keys are errors; keys that later versions support say so."""
+        allowed = list(allowed)
+        for key, key_node in node.keys.items():
+            if key in allowed:
+                continue
+            key_path = join(path, key)
+            if key in later:
+                self.error(key_node, key_path, not_yet(later[key]))
+                continue
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(allowed)}"
+            self.error(key_node, key_path, f"unknown key {key!r}{hint}")
+
+    def string(self, node: Node, path: str, allow_empty: bool = False) -> str | None:
+        if not isinstance(node.value, str):
+            self.error(node, path, f"expected a string, got {describe(node.value)}")
+            return None
+        if not allow_empty and not node.value:
+            self.error(node, path, "must not be empty")
+            return None
+        return node.value
+
+    def integer(self, node: Node, path: str, minimum: int) -> int | None:
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(node, path, f"expected an integer, got {describe(value)}")
+            return None
+        if value < minimum:
+            self.error(node, path, f"must be at least {minimum}, got {value}")
+            return None
+        return value
+
+    def choice(
+        self, node: Node, path: str, choices: Iterable[str], later: Mapping[str, str] | None = None
+    ) -> str | None:
+        choices = list(choices)
+        value = node.value
+        if isinstance(value, str) and value in choices:
+            return value
+        if later and isinstance(value, str) and value in later:
+            self.error(node, path, not_yet(later[value]))
+            return None
+        self.error(node, path, f"expected one of {', '.join(choices)}; got {describe(value)}")
+        return None
+
+    def size(self, node: Node, path: str, minimum: int = 1) -> int | None:
+        try:
+            value = parse_size(node.value)
+        except ValueError as error:
+            self.error(node, path, str(error))
+            return None
+        if value < minimum:
+            self.error(node, path, f"must be at least {minimum} bytes")
+            return None
+        return value
+
+    def duration(self, node: Node, path: str) -> float | None:
+        try:
+            return parse_duration(node.value)
+        except ValueError as error:
+            self.error(node, path, str(error))
+            return None
+
+    def name(self, node: Node, path: str, what: str) -> str | None:
+        value = self.string(node, path)
+        if value is not None and not NAME_PATTERN.match(value):
+            self.error(node, path, f"{what} name {value!r} may only use letters, digits, _ . -")
+            return None
+        return value
+
+    def expression(self, node: Node, path: str) -> expr.Expression | None:
+        source = self.string(node, path)
+        if source is None:
+            return None
+        try:
+            return expr.compile(source)
+        except expr.ExpressionSyntaxError as error:
+            line, column = source_position(node, error.position)
+            where = f" at position {error.position}" if error.position is not None else ""
+            self.report(
+                "error", node, path,
+                f"invalid JMESPath: {error.message}{where} in {source!r}",
+                line=line, column=column,
+            )
+            return None
+
+
+def join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def describe(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, (int, float)):
+        return f"number {value}"
+    return f"string {value!r}"
+
+
+_ESCAPE_LENGTHS = {"x": 4, "u": 6, "U": 10}
+
+
+def source_position(node: Node, offset: int | None) -> tuple[int, int]:
+    """The file line and column of character `offset` of a scalar's value.
+
+    Exact for one-line plain, single- and double-quoted scalars; otherwise the scalar's
+    own position, since folding and block styles do not map characters one to one.
+    """
+    raw = node.source
+    if offset is None or "\n" in raw or "$" in raw:
+        return node.line, node.column
+    if node.style is None:
+        return node.line, node.column + offset
+    if node.style not in ("'", '"'):
+        return node.line, node.column
+    index, remaining = 1, offset  # skip the opening quote
+    while remaining > 0 and index < len(raw) - 1:
+        if node.style == "'" and raw.startswith("''", index):
+            index += 2
+        elif node.style == '"' and raw[index] == "\\" and index + 1 < len(raw):
+            index += _ESCAPE_LENGTHS.get(raw[index + 1], 2)
+        else:
+            index += 1
+        remaining -= 1
+    return node.line, node.column + index
+
+
+def expand_environment(
+    node: Node, path: str, checker: Checker, environ: Mapping[str, str], no_env: bool
+) -> None:
+    """Replace `${VAR}` references in every string value, in place."""
+    if isinstance(node.value, dict):
+        for key, child in node.value.items():
+            expand_environment(child, join(path, key), checker, environ, no_env)
+    elif isinstance(node.value, list):
+        for index, child in enumerate(node.value):
+            expand_environment(child, join(path, index), checker, environ, no_env)
+    elif isinstance(node.value, str) and "$" in node.value:
+        unset: list[str] = []
+        try:
+            node.value = env.expand(node.value, environ, unset)
+        except env.BadReference as error:
+            checker.error(node, path, str(error))
+            return
+        for name in unset:
+            message = f"environment variable {name} is not set; set it or write ${{{name}:-default}}"
+            checker.report("warning" if no_env else "error", node, path, message)
+
+
+TOP_LEVEL_KEYS = (
+    "version", "defaults", "dead_letter", "unmatched", "max_event_bytes",
+    "shutdown_timeout", "consumers", "routes",
+)
+TOP_LEVEL_LATER = {
+    "tests": "the tests section (evroute test)",
+    "inputs": "the inputs section",
+    "audit": "the audit log",
+}
+QUEUE_KEYS = ("buffer", "buffer_bytes", "on_full")
+QUEUE_LATER = {"spill_max_bytes": "spill_max_bytes (disk spill)", "retries": "retries"}
+ON_FULL_LATER = {"spill": "on_full: spill (disk spill)"}
+ROUTE_KEYS = ("name", "filter", "transform", "to")
+ROUTE_LATER = {"pattern": "pattern (EventBridge event patterns)"}
+
+
+def read_queue_settings(
+    checker: Checker, fields: dict[str, Node], path: str, base: QueueSettings
+) -> QueueSettings:
+    buffer, buffer_bytes, on_full = base.buffer, base.buffer_bytes, base.on_full
+    if "buffer" in fields:
+        buffer = checker.integer(fields["buffer"], join(path, "buffer"), 1) or buffer
+    if "buffer_bytes" in fields:
+        buffer_bytes = checker.size(fields["buffer_bytes"], join(path, "buffer_bytes")) or buffer_bytes
+    if "on_full" in fields:
+        on_full = (
+            checker.choice(fields["on_full"], join(path, "on_full"), ON_FULL_POLICIES, ON_FULL_LATER)
+            or on_full
+        )
+    return QueueSettings(buffer, buffer_bytes, on_full)
+
+
+def build_config(
+    root: Node | None,
+    config_path: Path,
+    checker: Checker,
+    environ: Mapping[str, str],
+    no_env: bool = False,
+) -> Config | None:
+    """The Config, or None when there are errors (all of them in `checker.issues`)."""
+    from evroute.sinks import SINK_KINDS  # the sink kinds own their options
+
+    base_dir = config_path.parent
+    if root is None:
+        checker.error(None, "", "the config is empty; it needs at least version: 1, consumers and routes")
+        return None
+    expand_environment(root, "", checker, environ, no_env)
+    top = checker.mapping(root, "")
+    if top is None:
+        return None
+    checker.known_keys(root, "", TOP_LEVEL_KEYS, TOP_LEVEL_LATER)
+
+    if "version" not in top:
+        checker.error(root, "version", "missing; add `version: 1` at the top of the config")
+    elif top["version"].value != 1 or isinstance(top["version"].value, bool):
+        checker.error(top["version"], "version", f"unsupported version {top['version'].value!r}; this evroute reads version 1")
+
+    defaults = QueueSettings()
+    if "defaults" in top:
+        fields = checker.mapping(top["defaults"], "defaults")
+        if fields is not None:
+            checker.known_keys(top["defaults"], "defaults", QUEUE_KEYS, QUEUE_LATER)
+            defaults = read_queue_settings(checker, fields, "defaults", defaults)
+
+    dead_letter: Path | None = None
+    if "dead_letter" in top and top["dead_letter"].value is not None:
+        text = checker.string(top["dead_letter"], "dead_letter")
+        if text is not None:
+            dead_letter = base_dir / text
+
+    max_event_bytes = 1 << 20
+    if "max_event_bytes" in top:
+        max_event_bytes = checker.size(top["max_event_bytes"], "max_event_bytes", 16) or max_event_bytes
+    shutdown_timeout = 10.0
+    if "shutdown_timeout" in top:
+        value = checker.duration(top["shutdown_timeout"], "shutdown_timeout")
+        shutdown_timeout = value if value is not None else shutdown_timeout
+
+    consumers: dict[str, ConsumerConfig] = {}
+    consumer_nodes: dict[str, Node] = {}
+    if "consumers" not in top:
+        checker.error(root, "consumers", "missing; a config needs at least one consumer")
+    else:
+        section = checker.mapping(top["consumers"], "consumers")
+        for name, node in (section or {}).items():
+            path = join("consumers", name)
+            if checker.name(top["consumers"].keys[name], path, "consumer") is None:
+                continue
+            consumer_nodes[name] = node
+            fields = checker.mapping(node, path)
+            if fields is None:
+                continue
+            kinds = [kind for kind in SINK_KINDS if kind in fields]
+            if len(kinds) != 1:
+                problem = "has both " + " and ".join(kinds) if kinds else "has no kind"
+                checker.error(
+                    node, path,
+                    f"{problem}; a consumer has exactly one of: {', '.join(SINK_KINDS)}",
+                )
+                continue
+            kind = SINK_KINDS[kinds[0]]
+            checker.known_keys(
+                node, path, (*kind.keys, *QUEUE_KEYS), {**QUEUE_LATER, **kind.later}
+            )
+            options = kind.parse_options(checker, fields, path, base_dir)
+            queue = read_queue_settings(checker, fields, path, defaults)
+            if options is not None:
+                consumers[name] = ConsumerConfig(name, kind.name, options, queue)
+
+    unmatched = UNMATCHED_DROP
+    if "unmatched" in top:
+        node = top["unmatched"]
+        value = checker.string(node, "unmatched")
+        if value is not None:
+            if value in (UNMATCHED_DROP, UNMATCHED_DEAD_LETTER) or value in consumer_nodes:
+                unmatched = value
+            else:
+                checker.error(
+                    node, "unmatched",
+                    f"expected drop, dead_letter or a consumer's name; no consumer is named {value!r}",
+                )
+
+    routes: list[RouteConfig] = []
+    fed: set[str] = {unmatched} if unmatched in consumer_nodes else set()
+    if "routes" not in top:
+        checker.error(root, "routes", "missing; a config needs at least one route")
+    elif not top["routes"].is_sequence:
+        checker.error(top["routes"], "routes", f"expected a list of routes, got {describe(top['routes'].value)}")
+    else:
+        seen: dict[str, Node] = {}
+        for index, node in enumerate(top["routes"].value):
+            route = read_route(checker, node, join("routes", index), consumer_nodes, seen)
+            if route is not None:
+                routes.append(route)
+                fed.update(route.to)
+        if not top["routes"].value:
+            checker.error(top["routes"], "routes", "is empty; a config needs at least one route")
+
+    for name, node in consumer_nodes.items():
+        if name not in fed:
+            checker.warning(
+                top["consumers"].keys[name], join("consumers", name),
+                "no route sends events to this consumer",
+            )
+    if unmatched == UNMATCHED_DEAD_LETTER and dead_letter is None:
+        checker.warning(
+            top["unmatched"], "unmatched",
+            "unmatched events go to the dead letters, but no dead_letter path is set: they are only counted",
+        )
+
+    if checker.has_errors:
+        return None
+    return Config(
+        path=config_path,
+        base_dir=base_dir,
+        consumers=consumers,
+        routes=routes,
+        dead_letter=dead_letter,
+        unmatched=unmatched,
+        max_event_bytes=max_event_bytes,
+        shutdown_timeout=shutdown_timeout,
+    )
+
+
+def read_route(
+    checker: Checker, node: Node, path: str, consumers: Mapping[str, Node], seen: dict[str, Node]
+) -> RouteConfig | None:
+    fields = checker.mapping(node, path)
+    if fields is None:
+        return None
+    checker.known_keys(node, path, ROUTE_KEYS, ROUTE_LATER)
+    name: str | None = None
+    if "name" not in fields:
+        checker.error(node, join(path, "name"), "missing; every route needs a name")
+    else:
+        name = checker.name(fields["name"], join(path, "name"), "route")
+        if name is not None and name in seen:
+            checker.error(
+                fields["name"], join(path, "name"),
+                f"duplicate route name {name!r} (first at line {seen[name].line})",
+            )
+            name = None
+        elif name is not None:
+            seen[name] = fields["name"]
+    filter_ = transform = None
+    ok = name is not None
+    if "filter" in fields:
+        filter_ = checker.expression(fields["filter"], join(path, "filter"))
+        ok = ok and filter_ is not None
+    if "transform" in fields:
+        transform = checker.expression(fields["transform"], join(path, "transform"))
+        ok = ok and transform is not None
+    targets: list[str] = []
+    if "to" not in fields:
+        checker.error(node, join(path, "to"), "missing; say which consumers get the events")
+        ok = False
+    else:
+        to_node = fields["to"]
+        items = to_node.value if to_node.is_sequence else [to_node]
+        if to_node.is_sequence and not items:
+            checker.error(to_node, join(path, "to"), "is empty; name at least one consumer")
+            ok = False
+        for index, item in enumerate(items):
+            item_path = join(join(path, "to"), index) if to_node.is_sequence else join(path, "to")
+            target = checker.string(item, item_path)
+            if target is None:
+                ok = False
+            elif target not in consumers:
+                close = difflib.get_close_matches(target, list(consumers), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                checker.error(item, item_path, f"no consumer is named {target!r}{hint}")
+                ok = False
+            elif target in targets:
+                checker.error(item, item_path, f"consumer {target!r} is listed twice")
+                ok = False
+            else:
+                targets.append(target)
+    if not ok or name is None:
+        return None
+    return RouteConfig(name=name, to=tuple(targets), filter=filter_, transform=transform)

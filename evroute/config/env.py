@@ -1,0 +1,42 @@
+"""`${VAR}`, `${VAR:-default}` and `$$` in the config's string values."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+_REFERENCE = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|(\{))")
+
+
+class UnsetVariable(Exception):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(name)
+
+
+class BadReference(ValueError):
+    pass
+
+
+def expand(text: str, environ: Mapping[str, str], unset: list[str]) -> str:
+    """Substitute references; unset variables without default become "" and are listed."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        if match.group(3):
+            raise BadReference(
+                "a '${' must be followed by a variable name and '}'; write $$ for a literal $"
+            )
+        name, default = match.group(1), match.group(2)
+        value = environ.get(name)
+        if default is not None:
+            return value if value else default
+        if value is None:
+            unset.append(name)
+            return ""
+        return value
+
+    if "$" not in text:
+        return text
+    return _REFERENCE.sub(replace, text)

@@ -1,0 +1,50 @@
+"""The validated config: what the rest of evroute is built from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evroute.expr import Expression
+
+ON_FULL_POLICIES = ("block", "drop_newest", "drop_oldest")
+UNMATCHED_DROP = "drop"
+UNMATCHED_DEAD_LETTER = "dead_letter"
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """How much a consumer's queue holds, and what happens when it is full."""
+
+    buffer: int = 10_000
+    buffer_bytes: int = 64 << 20
+    on_full: str = "block"
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    name: str
+    kind: str  # the sink kind, as registered in evroute.sinks
+    options: Any  # the kind's own options, parsed by its module
+    queue: QueueSettings
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    name: str
+    to: tuple[str, ...]
+    filter: Expression | None = None
+    transform: Expression | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    base_dir: Path  # relative paths and commands' working directory
+    consumers: dict[str, ConsumerConfig] = field(default_factory=dict)
+    routes: list[RouteConfig] = field(default_factory=list)
+    dead_letter: Path | None = None
+    unmatched: str = UNMATCHED_DROP  # drop | dead_letter | a consumer's name
+    max_event_bytes: int = 1 << 20
+    shutdown_timeout: float = 10.0

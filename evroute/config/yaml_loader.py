@@ -1,0 +1,172 @@
+"""YAML 1.2 (core schema) loading that keeps the line and column of every node.
+
+PyYAML implements YAML 1.1, where `yes`, `on` and timestamps are not strings and `0777`
+is octal. Routing configs are written by people who expect 1.2, so the implicit
+resolvers are replaced with the core schema's and scalars are constructed here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+TAG_NULL = "tag:yaml.org,2002:null"
+TAG_BOOL = "tag:yaml.org,2002:bool"
+TAG_INT = "tag:yaml.org,2002:int"
+TAG_FLOAT = "tag:yaml.org,2002:float"
+TAG_STR = "tag:yaml.org,2002:str"
+TAG_SEQ = "tag:yaml.org,2002:seq"
+TAG_MAP = "tag:yaml.org,2002:map"
+
+
+class CoreSchemaLoader(yaml.SafeLoader):
+    """SafeLoader whose implicit resolvers follow YAML 1.2's core schema."""
+
+    yaml_implicit_resolvers: dict[Any, Any] = {}
+
+
+_CORE_RESOLVERS = [
+    (TAG_NULL, r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    (TAG_BOOL, r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
+    (TAG_INT, r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
+    (
+        TAG_FLOAT,
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        list("-+.0123456789"),
+    ),
+]
+for _tag, _pattern, _first in _CORE_RESOLVERS:
+    CoreSchemaLoader.add_implicit_resolver(_tag, re.compile(_pattern), _first)
+
+
+@dataclass
+class Node:
+    """A YAML value with its position (1-based line and column)."""
+
+    value: Any  # dict[str, Node] for mappings, list[Node] for sequences, else a scalar
+    line: int
+    column: int
+    style: str | None = None  # the scalar style: None (plain), "'", '"', "|", ">"
+    source: str = ""  # the scalar's text as written in the file, for column mapping
+    keys: dict[str, Node] = field(default_factory=dict)  # mapping keys, for their positions
+
+    @property
+    def is_mapping(self) -> bool:
+        return isinstance(self.value, dict)
+
+    @property
+    def is_sequence(self) -> bool:
+        return isinstance(self.value, list)
+
+    def plain(self) -> Any:
+        """The value with positions stripped."""
+        if isinstance(self.value, dict):
+            return {key: item.plain() for key, item in self.value.items()}
+        if isinstance(self.value, list):
+            return [item.plain() for item in self.value]
+        return self.value
+
+
+@dataclass
+class LoadProblem:
+    line: int
+    column: int
+    message: str
+
+
+class YAMLLoadError(Exception):
+    def __init__(self, problems: list[LoadProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(p.message for p in problems))
+
+
+def _construct_scalar(node: yaml.ScalarNode) -> Any:
+    text = node.value
+    if node.tag == TAG_NULL:
+        return None
+    if node.tag == TAG_BOOL:
+        return text.lower() == "true"
+    if node.tag == TAG_INT:
+        if text.startswith("0o"):
+            return int(text[2:], 8)
+        if text.startswith("0x"):
+            return int(text[2:], 16)
+        return int(text, 10)
+    if node.tag == TAG_FLOAT:
+        lowered = text.lower()
+        if lowered.endswith(".inf"):
+            return -math.inf if lowered.startswith("-") else math.inf
+        if lowered == ".nan":
+            return math.nan
+        return float(text)
+    return text
+
+
+class _Builder:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.problems: list[LoadProblem] = []
+
+    def build(self, node: yaml.Node) -> Node:
+        line, column = node.start_mark.line + 1, node.start_mark.column + 1
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag not in (TAG_NULL, TAG_BOOL, TAG_INT, TAG_FLOAT, TAG_STR):
+                self.problems.append(
+                    LoadProblem(line, column, f"unsupported YAML tag {node.tag!r}")
+                )
+            source = self.text[node.start_mark.index : node.end_mark.index]
+            return Node(_construct_scalar(node), line, column, node.style, source)
+        if isinstance(node, yaml.SequenceNode):
+            return Node([self.build(item) for item in node.value], line, column)
+        if isinstance(node, yaml.MappingNode):
+            values: dict[str, Node] = {}
+            keys: dict[str, Node] = {}
+            for key_node, value_node in node.value:
+                key = self.build(key_node)
+                if not isinstance(key.value, str):
+                    self.problems.append(
+                        LoadProblem(key.line, key.column, "mapping keys must be strings")
+                    )
+                    continue
+                if key.value in values:
+                    first = keys[key.value]
+                    self.problems.append(
+                        LoadProblem(
+                            key.line,
+                            key.column,
+                            f"duplicate key {key.value!r} (first at line {first.line})",
+                        )
+                    )
+                    continue
+                keys[key.value] = key
+                values[key.value] = self.build(value_node)
+            return Node(values, line, column, keys=keys)
+        raise TypeError(f"unexpected YAML node {node!r}")  # pragma: no cover
+
+
+def load_yaml(text: str) -> tuple[Node | None, list[LoadProblem]]:
+    """Parse one YAML document (None when empty) and the problems found in its structure.
+
+    A syntax error stops parsing and raises YAMLLoadError.
+    """
+    try:
+        root = yaml.compose(text, Loader=CoreSchemaLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        message = " ".join(
+            part for part in (error.context, error.problem) if part
+        ) or "invalid YAML"
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise YAMLLoadError([LoadProblem(line, column, f"YAML syntax: {message}")]) from None
+    except yaml.YAMLError as error:
+        raise YAMLLoadError([LoadProblem(1, 1, f"YAML: {error}")]) from None
+    if root is None:
+        return None, []
+    builder = _Builder(text)
+    node = builder.build(root)
+    return node, builder.problems

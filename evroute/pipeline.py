@@ -1,0 +1,254 @@
+"""A run: sources -> router -> per-consumer queues -> sinks, and an orderly shutdown."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from evroute.buffer import ConsumerQueue, Envelope
+from evroute.config.model import Config
+from evroute.deadletter import DeadLetters
+from evroute.delivery import ConsumerWorker
+from evroute.errors import EvrouteError, InputError
+from evroute.router import Router
+from evroute.sinks import SINK_KINDS
+from evroute.sources import LineSplitter, OversizeLine, Source, open_sources
+from evroute.sources.lines import Line
+from evroute.sources.pacing import Pacer
+from evroute.stats import ConsumerStats, RunStats
+
+# After shutdown_timeout: SIGTERM, this long, then SIGKILL (DESIGN.md: at most timeout + 2 s).
+TERMINATE_GRACE_S = 1.5
+KILL_GRACE_S = 0.4
+# A paced replay sleeps only when the next event is due later than this.
+PACING_SLACK_S = 0.002
+
+
+class Progress:
+    """What a progress display needs to know; the CLI draws it."""
+
+    def start(self, total_bytes: int | None) -> None: ...
+
+    def update(self, done_bytes: int) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class RunOptions:
+    inputs: list[str] = field(default_factory=list)
+    pacer: Pacer | None = None
+    progress: Progress | None = None
+    warn: Callable[[str], None] = lambda message: None
+    handle_signals: bool = True
+
+
+@dataclass
+class RunResult:
+    stats: RunStats
+    dead_letters: Counter[str]
+    signal: int | None = None
+    errors: list[str] = field(default_factory=list)  # fatal problems, such as an unreadable input
+
+    @property
+    def undelivered(self) -> bool:
+        """Something was not delivered: malformed, dropped by a full buffer, dead-lettered."""
+        failed = sum(count for reason, count in self.dead_letters.items() if reason != "unmatched")
+        dropped = sum(s.dropped - s.dropped_by_reader for s in self.stats.consumers.values())
+        return failed > 0 or dropped > 0
+
+
+class Pipeline:
+    def __init__(self, config: Config, options: RunOptions) -> None:
+        self.config = config
+        self.options = options
+        self.stats = RunStats()
+        self.dead_letters = DeadLetters(config.dead_letter)
+        self.stop_signal: int | None = None
+        self.stop_time: float | None = None
+        self.abort = False
+        self._wakeup_read, self._wakeup_write = os.pipe()
+        os.set_blocking(self._wakeup_write, False)
+        self.queues: dict[str, ConsumerQueue] = {}
+        self.workers: list[ConsumerWorker] = []
+        for name, consumer in config.consumers.items():
+            consumer_stats = self.stats.consumers[name] = ConsumerStats()
+            queue = ConsumerQueue(
+                consumer.queue, consumer_stats, self._rejecter(name), self.stopping
+            )
+            self.queues[name] = queue
+            sink = SINK_KINDS[consumer.kind].create(consumer, config.base_dir)
+            self.workers.append(
+                ConsumerWorker(sink, queue, consumer_stats, self.stopping, options.warn)
+            )
+        self.router = Router(config, self.queues, self.dead_letters, self.stats)
+
+    def stopping(self) -> bool:
+        return self.stop_signal is not None or self.abort
+
+    def _rejecter(self, consumer: str) -> Callable[[str, str, list[Envelope]], None]:
+        def reject(reason: str, detail: str, items: list[Envelope]) -> None:
+            by_route: dict[str, list[Envelope]] = {}
+            for item in items:
+                by_route.setdefault(item.route, []).append(item)
+            for route, envelopes in by_route.items():
+                self.dead_letters.add_many(
+                    reason, detail,
+                    [(e.input, e.line, e.original, None, None) for e in envelopes],
+                    route=route or None, consumer=consumer,
+                )
+
+        return reject
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Only flags and a byte to the wakeup pipe: taking a lock here could deadlock.
+        if self.stop_signal is None:
+            self.stop_signal = signum
+            self.stop_time = time.monotonic()
+        else:
+            self.abort = True
+        try:
+            os.write(self._wakeup_write, b"!")
+        except OSError:
+            pass
+
+    def run(self) -> RunResult:
+        previous: dict[int, Any] = {}
+        if self.options.handle_signals and threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, self._on_signal)
+        errors: list[str] = []
+        try:
+            sources = open_sources(self.options.inputs)
+            try:
+                self.dead_letters.open()
+            except OSError as error:
+                raise EvrouteError(
+                    f"cannot open the dead letter file {self.config.dead_letter}: {error.strerror}"
+                ) from None
+            for worker in self.workers:
+                worker.start()
+            try:
+                self._read(sources)
+            except InputError as error:
+                errors.append(str(error))
+            finally:
+                for queue in self.queues.values():
+                    queue.close()
+                self._drain()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self.stats.finished = time.monotonic()
+            self.dead_letters.close()
+            os.close(self._wakeup_read)
+            os.close(self._wakeup_write)
+        if self.dead_letters.write_error:
+            errors.append(self.dead_letters.write_error)
+        return RunResult(self.stats, self.dead_letters.counts, self.stop_signal, errors)
+
+    # reading
+
+    def _read(self, sources: list[Source]) -> None:
+        progress = self.options.progress
+        if progress is not None:
+            sizes = [source.size for source in sources]
+            progress.start(None if None in sizes else sum(s or 0 for s in sizes))
+        done_before = 0
+        for source in sources:
+            splitter = LineSplitter(self.config.max_event_bytes)
+            input_stats = self.stats.input(source.name)
+            for chunk in source.chunks(self._wakeup_read):
+                input_stats.bytes += len(chunk)
+                self._route(source.name, splitter.feed(chunk))
+                if progress is not None:
+                    progress.update(done_before + source.position)
+                if self._should_stop_reading():
+                    return
+            self._route(source.name, splitter.finish())
+            done_before += source.position
+            if self._should_stop_reading():
+                return
+        if progress is not None:
+            progress.update(done_before)
+
+    def _should_stop_reading(self) -> bool:
+        return self.stopping() or not any(queue.accepting for queue in self.queues.values())
+
+    def _route(self, input_name: str, lines: list[Line]) -> None:
+        pacer = self.options.pacer
+        if pacer is None:
+            self.router.route_batch(input_name, lines)
+            return
+        group: list[Line] = []
+        for item in lines:
+            _, line = item
+            due = None if isinstance(line, OversizeLine) else pacer.due(line)
+            if due is not None:
+                wait = due - time.monotonic()
+                if wait > PACING_SLACK_S:
+                    self.router.route_batch(input_name, group)
+                    group = []
+                    if self._sleep(wait):
+                        return
+            group.append(item)
+        self.router.route_batch(input_name, group)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait, waking early for a signal; True when a stop was requested."""
+        ready, _, _ = select.select([self._wakeup_read], [], [], seconds)
+        return bool(ready) or self.stopping()
+
+    # shutdown
+
+    def _drain(self) -> None:
+        """Let the writers finish; on a stop, within shutdown_timeout, then force them."""
+        while True:
+            alive = [worker for worker in self.workers if worker.thread.is_alive()]
+            if not alive:
+                return
+            if self.abort:
+                break
+            if self.stop_time is not None:
+                remaining = self.stop_time + self.config.shutdown_timeout - time.monotonic()
+                if remaining <= 0:
+                    break
+                alive[0].thread.join(min(remaining, 0.25))
+            else:
+                alive[0].thread.join(0.25)
+        for worker in alive:
+            worker.queue.dead_letter(
+                "shutdown", "evroute was stopped before delivery", worker.queue.take_all()
+            )
+            worker.sink.terminate()
+        self._join(alive, TERMINATE_GRACE_S)
+        for worker in alive:
+            if worker.thread.is_alive():
+                worker.sink.kill()
+        self._join(alive, KILL_GRACE_S)
+        for worker in alive:
+            if worker.thread.is_alive():
+                worker.abandon()
+                worker.stats.state = "abandoned"
+                worker.queue.dead_letter(
+                    "shutdown", "evroute was stopped before delivery", worker.queue.take_all()
+                )
+
+    @staticmethod
+    def _join(workers: list[ConsumerWorker], seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        for worker in workers:
+            worker.thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def run(config: Config, options: RunOptions) -> RunResult:
+    """Route the inputs through the config's routes to its consumers, then shut down."""
+    return Pipeline(config, options).run()

@@ -1,0 +1,124 @@
+"""Filters, transforms and fan-out: a batch of lines in, a batch per consumer queue out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+from evroute.buffer import ConsumerQueue, Envelope
+from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP, Config
+from evroute.deadletter import DeadLetters
+from evroute.expr import ExpressionError, is_truthy
+from evroute.sources.lines import Line, OversizeLine
+from evroute.stats import RouteStats, RunStats
+
+
+class Malformed(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_event(line: bytes) -> dict[str, Any]:
+    """The JSON object on a line; Malformed says why it is not one."""
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        # orjson refuses integers beyond 64 bits, which are valid JSON
+        if "exceeds 64-bit range" not in str(error):
+            raise Malformed(f"invalid JSON: {error}") from None
+        try:
+            event = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
+        except ValueError as fallback_error:
+            raise Malformed(f"invalid JSON: {fallback_error}") from None
+    if not isinstance(event, dict):
+        raise Malformed(f"expected a JSON object, got {type(event).__name__}")
+    return event
+
+
+def encode(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # integers beyond 64 bits
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Router:
+    def __init__(
+        self,
+        config: Config,
+        queues: dict[str, ConsumerQueue],
+        dead_letters: DeadLetters,
+        stats: RunStats,
+    ) -> None:
+        self.config = config
+        self.queues = queues
+        self.dead_letters = dead_letters
+        self.stats = stats
+        self.routes = [
+            (route, stats.routes.setdefault(route.name, RouteStats())) for route in config.routes
+        ]
+        unmatched = config.unmatched
+        self.unmatched_consumer = unmatched if unmatched in queues else None
+        self.unmatched_dead_letter = unmatched == UNMATCHED_DEAD_LETTER
+        assert self.unmatched_consumer or unmatched in (UNMATCHED_DROP, UNMATCHED_DEAD_LETTER)
+
+    def route_batch(self, input_name: str, lines: list[Line]) -> None:
+        """Route lines in order; every consumer gets its share as one batch."""
+        outgoing: dict[str, list[Envelope]] = {}
+        input_stats = self.stats.input(input_name)
+        unmatched_count = 0
+        for number, line in lines:
+            if isinstance(line, OversizeLine):
+                input_stats.malformed += 1
+                self.dead_letters.add(
+                    "malformed",
+                    f"line of {line.length} bytes is over max_event_bytes "
+                    f"({self.config.max_event_bytes})",
+                    input_name, number, payload=line.prefix, total_bytes=line.length,
+                )
+                continue
+            try:
+                event = parse_event(line)
+            except Malformed as error:
+                input_stats.malformed += 1
+                self.dead_letters.add("malformed", str(error), input_name, number, payload=line)
+                continue
+            input_stats.events += 1
+            matched = False
+            for route, route_stats in self.routes:
+                try:
+                    if route.filter is not None and not is_truthy(route.filter.search(event)):
+                        continue
+                    payload = line if route.transform is None else encode(
+                        route.transform.search(event)
+                    )
+                except ExpressionError as error:
+                    route_stats.errors += 1
+                    self.dead_letters.add(
+                        "filter_error", str(error), input_name, number, route=route.name,
+                        event=event,
+                    )
+                    continue
+                matched = True
+                route_stats.matched += 1
+                envelope = Envelope(payload, line, input_name, number, route.name)
+                for consumer in route.to:
+                    outgoing.setdefault(consumer, []).append(envelope)
+            if not matched:
+                unmatched_count += 1
+                if self.unmatched_consumer is not None:
+                    outgoing.setdefault(self.unmatched_consumer, []).append(
+                        Envelope(line, line, input_name, number, "")
+                    )
+                elif self.unmatched_dead_letter:
+                    self.dead_letters.add(
+                        "unmatched", "no route matched", input_name, number, event=event
+                    )
+        self.stats.unmatched += unmatched_count
+        for consumer, envelopes in outgoing.items():
+            self.queues[consumer].put_many(envelopes)

@@ -1,0 +1,70 @@
+"""What every sink kind provides: its config options and a writer of whole batches."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evroute.config.check import Checker
+    from evroute.config.model import ConsumerConfig
+    from evroute.config.yaml_loader import Node
+
+
+class SinkFailed(Exception):
+    """The sink cannot deliver (a command exited, a write failed)."""
+
+
+class SinkEnded(Exception):
+    """The reader went away on purpose (stdout closed by `head`)."""
+
+
+class Sink:
+    """Delivers batches of payloads to one consumer. One thread calls it."""
+
+    def __init__(self, config: ConsumerConfig, base_dir: Path) -> None:
+        self.config = config
+        self.base_dir = base_dir
+        self.name = config.name
+
+    def open(self) -> None:
+        """Get ready to write (open the file, start the process); raises SinkFailed."""
+
+    def write(self, payloads: list[bytes]) -> None:
+        """Deliver the payloads in order, each as one line; raises SinkFailed or SinkEnded."""
+        raise NotImplementedError
+
+    def close(self) -> str | None:
+        """Finish after the last write; returns a warning for the user, if any."""
+        return None
+
+    def terminate(self) -> None:
+        """Ask a process to stop now (SIGTERM); files need nothing."""
+
+    def kill(self) -> None:
+        """Stop a process that lingers (SIGKILL)."""
+
+
+@dataclass(frozen=True)
+class SinkKind:
+    """A consumer kind as the config names it: its keys, its options parser, its Sink."""
+
+    name: str
+    keys: tuple[str, ...]
+    later: Mapping[str, str]  # keys that later versions of evroute support
+    parse_options: Callable[[Checker, dict[str, Node], str, Path], Any]
+    create: Callable[[ConsumerConfig, Path], Sink]
+
+
+def join_lines(payloads: list[bytes]) -> bytes:
+    return b"\n".join(payloads) + b"\n"
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]

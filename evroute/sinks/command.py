@@ -1,0 +1,152 @@
+"""`command:` consumers: a long-running process that gets events as JSON lines on stdin."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evroute.sinks.base import Sink, SinkFailed, SinkKind, join_lines, write_all
+
+if TYPE_CHECKING:
+    from evroute.config.check import Checker
+    from evroute.config.model import ConsumerConfig
+    from evroute.config.yaml_loader import Node
+
+
+@dataclass(frozen=True)
+class CommandOptions:
+    argv: tuple[str, ...]
+
+
+def parse_options(
+    checker: Checker, fields: dict[str, Node], path: str, base_dir: Path
+) -> CommandOptions | None:
+    from evroute.config.check import join
+
+    node = fields["command"]
+    command_path = join(path, "command")
+    if isinstance(node.value, str):
+        try:
+            argv = shlex.split(node.value)
+        except ValueError as error:
+            checker.error(node, command_path, f"cannot split the command: {error}")
+            return None
+        if not argv:
+            checker.error(node, command_path, "must not be empty")
+            return None
+        return CommandOptions(tuple(argv))
+    if node.is_sequence:
+        words = [checker.string(item, join(command_path, i)) for i, item in enumerate(node.value)]
+        if not words:
+            checker.error(node, command_path, "must not be empty")
+            return None
+        if any(word is None for word in words):
+            return None
+        return CommandOptions(tuple(word for word in words if word is not None))
+    checker.error(node, command_path, "expected an argv list or a string")
+    return None
+
+
+def describe_status(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+class CommandSink(Sink):
+    """Events go to the process's stdin; its stdout and stderr are the terminal's."""
+
+    def __init__(self, config: ConsumerConfig, base_dir: Path) -> None:
+        super().__init__(config, base_dir)
+        self.options: CommandOptions = config.options
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def open(self) -> None:
+        group: dict[str, Any] = (
+            {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
+        )
+        try:
+            # its own process group, so a terminal's Ctrl-C reaches evroute alone
+            self.process = subprocess.Popen(
+                list(self.options.argv), stdin=subprocess.PIPE, cwd=self.base_dir,
+                bufsize=0, **group,
+            )
+        except OSError as error:
+            raise SinkFailed(
+                f"cannot start {self.options.argv[0]!r}: {error.strerror or error}"
+            ) from None
+
+    def write(self, payloads: list[bytes]) -> None:
+        process = self.process
+        if process is None or process.stdin is None:
+            raise SinkFailed("the command is not running")
+        try:
+            write_all(process.stdin.fileno(), join_lines(payloads))
+        except OSError:
+            raise SinkFailed(self._gone()) from None
+
+    def _gone(self) -> str:
+        assert self.process is not None
+        try:
+            returncode = self.process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            return "the command closed its stdin"
+        return f"the command exited ({describe_status(returncode)})"
+
+    def close(self) -> str | None:
+        process = self.process
+        if process is None:
+            return None
+        if process.stdin is not None:
+            try:
+                process.stdin.close()
+            except OSError:
+                pass
+        returncode = process.wait()
+        if returncode != 0:
+            return f"the command ended with {describe_status(returncode)}"
+        return None
+
+    def _signal(self, signum: int) -> None:
+        process = self.process
+        if process is not None and process.returncode is None:
+            try:
+                os.killpg(process.pid, signum)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+
+def create(config: ConsumerConfig, base_dir: Path) -> Sink:
+    return CommandSink(config, base_dir)
+
+
+KIND = SinkKind(
+    name="command",
+    keys=("command",),
+    later={
+        "restart": "restart (supervised restarts)",
+        "ack": "ack (acknowledged delivery)",
+        "per_event": "per_event (one process per event)",
+        "concurrency": "concurrency (per-event commands)",
+        "key": "key (per-event commands)",
+        "timeout": "timeout (per-event commands)",
+        "fields": "fields (subscribe policy)",
+    },
+    parse_options=parse_options,
+    create=create,
+)

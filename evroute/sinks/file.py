@@ -1,0 +1,103 @@
+"""`file:` consumers: append or overwrite a file; `-` is stdout."""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from evroute.sinks.base import Sink, SinkEnded, SinkFailed, SinkKind, join_lines, write_all
+
+if TYPE_CHECKING:
+    from evroute.config.check import Checker
+    from evroute.config.model import ConsumerConfig
+    from evroute.config.yaml_loader import Node
+
+STDOUT = "-"
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    path: str  # as written, relative to the config's folder; "-" is stdout
+    mode: str = "append"
+
+
+def parse_options(
+    checker: Checker, fields: dict[str, Node], path: str, base_dir: Path
+) -> FileOptions | None:
+    from evroute.config.check import join
+
+    target = checker.string(fields["file"], join(path, "file"))
+    mode = "append"
+    if "mode" in fields:
+        mode = checker.choice(fields["mode"], join(path, "mode"), ("append", "overwrite")) or mode
+    if target is None:
+        return None
+    if "{" in target.replace("{{", "").replace("}}", "") or "}" in target.replace("{{", "").replace("}}", ""):
+        checker.error(
+            fields["file"], join(path, "file"),
+            "templated paths ({expression}) are not supported yet in this version of evroute;"
+            " write {{ and }} for literal braces",
+        )
+        return None
+    return FileOptions(target.replace("{{", "{").replace("}}", "}"), mode)
+
+
+class FileSink(Sink):
+    def __init__(self, config: ConsumerConfig, base_dir: Path) -> None:
+        super().__init__(config, base_dir)
+        self.options: FileOptions = config.options
+        self.fd: int | None = None
+
+    @property
+    def is_stdout(self) -> bool:
+        return self.options.path == STDOUT
+
+    def open(self) -> None:
+        if self.is_stdout:
+            self.fd = os.dup(1)
+            return
+        path = self.base_dir / self.options.path
+        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        flags |= os.O_TRUNC if self.options.mode == "overwrite" else os.O_APPEND
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(path, flags, 0o666)
+        except OSError as error:
+            raise SinkFailed(f"cannot open {path}: {error.strerror}") from None
+
+    def write(self, payloads: list[bytes]) -> None:
+        if self.fd is None:
+            raise SinkFailed("the file is not open")
+        try:
+            write_all(self.fd, join_lines(payloads))
+        except OSError as error:
+            if self.is_stdout and error.errno in (errno.EPIPE, errno.EBADF):
+                raise SinkEnded("stdout was closed by its reader") from None
+            raise SinkFailed(f"cannot write {self.options.path}: {error.strerror}") from None
+
+    def close(self) -> str | None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        return None
+
+
+def create(config: ConsumerConfig, base_dir: Path) -> Sink:
+    return FileSink(config, base_dir)
+
+
+KIND = SinkKind(
+    name="file",
+    keys=("file", "mode"),
+    later={
+        "max_open_files": "max_open_files (templated paths)",
+        "rotate_bytes": "rotate_bytes (file rotation)",
+        "rotate_keep": "rotate_keep (file rotation)",
+        "fields": "fields (subscribe policy)",
+    },
+    parse_options=parse_options,
+    create=create,
+)

@@ -1,0 +1,84 @@
+"""Counters of a run; render.py draws them. Each counter has a single writing thread."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from evroute import __version__
+
+
+@dataclass
+class InputStats:
+    events: int = 0
+    malformed: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class RouteStats:
+    matched: int = 0
+    errors: int = 0
+
+
+@dataclass
+class ConsumerStats:
+    enqueued: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    dead_lettered: int = 0
+    spilled: int = 0
+    restarts: int = 0
+    state: str = "starting"
+    # drops because the reader closed the consumer's stdout: a reader's choice, not a failure
+    dropped_by_reader: int = field(default=0, repr=False)
+
+    @property
+    def balanced(self) -> bool:
+        return self.enqueued == self.delivered + self.dropped + self.dead_lettered
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["dropped_by_reader"]
+        return data
+
+
+@dataclass
+class RunStats:
+    inputs: dict[str, InputStats] = field(default_factory=dict)
+    routes: dict[str, RouteStats] = field(default_factory=dict)
+    consumers: dict[str, ConsumerStats] = field(default_factory=dict)
+    unmatched: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+
+    def input(self, name: str) -> InputStats:
+        stats = self.inputs.get(name)
+        if stats is None:
+            stats = self.inputs[name] = InputStats()
+        return stats
+
+    @property
+    def elapsed(self) -> float:
+        end = self.finished if self.finished is not None else time.monotonic()
+        return end - self.started
+
+    @property
+    def total(self) -> InputStats:
+        return InputStats(
+            events=sum(s.events for s in self.inputs.values()),
+            malformed=sum(s.malformed for s in self.inputs.values()),
+            bytes=sum(s.bytes for s in self.inputs.values()),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "evroute": __version__,
+            "elapsed_s": round(self.elapsed, 6),
+            "input": asdict(self.total),
+            "inputs": {name: asdict(s) for name, s in self.inputs.items()},
+            "routes": {name: asdict(s) for name, s in self.routes.items()},
+            "unmatched": self.unmatched,
+            "consumers": {name: s.as_json() for name, s in self.consumers.items()},
+        }
