@@ -71,8 +71,9 @@ StatsOption = Annotated[
 ]
 StatsJsonOption = Annotated[
     Path | None,
-    typer.Option("--stats-json", help="Write the final stats as JSON to this file.",
-                 show_default=False),
+    typer.Option(
+        "--stats-json", help="Write the final stats as JSON to this file.", show_default=False
+    ),
 ]
 
 
@@ -86,8 +87,12 @@ def version_callback(value: bool) -> None:
 def root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=version_callback, is_eager=True,
-                     help="Print the version and exit."),
+        typer.Option(
+            "--version",
+            callback=version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
     ] = False,
 ) -> None:
     """Route JSON lines from producers to consumers, as a YAML config says."""
@@ -101,7 +106,9 @@ def validate(
     ),
     no_env: Annotated[
         bool,
-        typer.Option("--no-env", help="Unset ${VAR} are warnings, not errors (CI without secrets)."),
+        typer.Option(
+            "--no-env", help="Unset ${VAR} are warnings, not errors (CI without secrets)."
+        ),
     ] = False,
 ) -> None:
     """Check configs and report every problem, not just the first."""
@@ -130,8 +137,10 @@ def run(
     config: ConfigArgument,
     inputs: Annotated[
         list[str] | None,
-        typer.Argument(help="Input files; - is stdin; .gz is read transparently. Default: stdin.",
-                       show_default=False),
+        typer.Argument(
+            help="Input files; - is stdin; .gz is read transparently. Default: stdin.",
+            show_default=False,
+        ),
     ] = None,
     stats: StatsOption = StatsMode.auto,
     stats_json: StatsJsonOption = None,
@@ -149,23 +158,26 @@ def replay(
     ] = None,
     speed: Annotated[
         float | None,
-        typer.Option("--speed",
-                     help="Replay the gaps between the events' times, X times faster.",
-                     show_default=False),
+        typer.Option(
+            "--speed",
+            help="Replay the gaps between the events' times, X times faster.",
+            show_default=False,
+        ),
     ] = None,
     rate: Annotated[
         float | None,
-        typer.Option("--rate", help="N events a second.",
-                     show_default=False),
+        typer.Option("--rate", help="N events a second.", show_default=False),
     ] = None,
     time_field: Annotated[
         str, typer.Option("--time-field", help="JMESPath to each event's time (RFC 3339).")
     ] = "time",
     progress: Annotated[
         bool | None,
-        typer.Option("--progress/--no-progress",
-                     help="A progress bar on stderr; default: when stderr is a terminal.",
-                     show_default=False),
+        typer.Option(
+            "--progress/--no-progress",
+            help="A progress bar on stderr; default: when stderr is a terminal.",
+            show_default=False,
+        ),
     ] = None,
     stats: StatsOption = StatsMode.auto,
     stats_json: StatsJsonOption = None,
@@ -183,7 +195,9 @@ def replay(
         try:
             pacer = SpeedPacer(speed, expr.compile(time_field))
         except expr.ExpressionSyntaxError as error:
-            raise typer.BadParameter(f"invalid JMESPath: {error}", param_hint="--time-field") from None
+            raise typer.BadParameter(
+                f"invalid JMESPath: {error}", param_hint="--time-field"
+            ) from None
     show_progress = stderr_console().is_terminal if progress is None else progress
     raise typer.Exit(route_events(config, files or [], stats, stats_json, pacer, show_progress))
 
@@ -241,12 +255,14 @@ def report_run(
     if stats_mode is not StatsMode.off:
         dead_letter = str(config.dead_letter) if config.dead_letter else None
         render.render_dead_letter_summary(console, result.dead_letters, dead_letter)
-    for error in result.errors:
-        console.print(f"[bold red]error[/]: {escape(error)}", highlight=False, soft_wrap=True)
+    for message in result.errors:
+        console.print(f"[bold red]error[/]: {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def report_error(message: str) -> None:
-    stderr_console().print(f"[bold red]error[/]: {escape(message)}", highlight=False, soft_wrap=True)
+    stderr_console().print(
+        f"[bold red]error[/]: {escape(message)}", highlight=False, soft_wrap=True
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,7 +12,13 @@ from typing import Any
 import orjson
 
 REASONS = (
-    "malformed", "filter_error", "delivery_failed", "dropped", "unmatched", "shutdown", "denied",
+    "malformed",
+    "filter_error",
+    "delivery_failed",
+    "dropped",
+    "unmatched",
+    "shutdown",
+    "denied",
 )
 RAW_LIMIT = 4096
 
@@ -64,7 +70,9 @@ class DeadLetters:
         total_bytes: int | None = None,
     ) -> None:
         """Record one dead letter. `payload` is parsed for `event`, else kept as `raw`."""
-        self.add_many(reason, detail, [(input_name, line, payload, event, total_bytes)], route, consumer)
+        self.add_many(
+            reason, detail, [(input_name, line, payload, event, total_bytes)], route, consumer
+        )
 
     def add_many(
         self,
@@ -85,8 +93,13 @@ class DeadLetters:
             lines = []
             for input_name, line, payload, event, total_bytes in items:
                 record: dict[str, Any] = {
-                    "time": now, "reason": reason, "detail": detail, "input": input_name,
-                    "line": line, "route": route, "consumer": consumer,
+                    "time": now,
+                    "reason": reason,
+                    "detail": detail,
+                    "input": input_name,
+                    "line": line,
+                    "route": route,
+                    "consumer": consumer,
                 }
                 if event is None and payload is not None:
                     try:

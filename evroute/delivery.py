@@ -79,7 +79,9 @@ class ConsumerWorker:
                 else:
                     self._settle(batch, "delivery_failed", str(error))
                     self.stats.state = "failed"
-                    self.warn(f"consumer {name!r} failed: {error}; its events go to the dead letters")
+                    self.warn(
+                        f"consumer {name!r} failed: {error}; its events go to the dead letters"
+                    )
                     self.queue.fail(str(error))
                 break
             self._settle(batch, "delivered")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -101,9 +102,11 @@ class Pipeline:
                 by_route.setdefault(item.route, []).append(item)
             for route, envelopes in by_route.items():
                 self.dead_letters.add_many(
-                    reason, detail,
+                    reason,
+                    detail,
                     [(e.input, e.line, e.original, None, None) for e in envelopes],
-                    route=route or None, consumer=consumer,
+                    route=route or None,
+                    consumer=consumer,
                 )
 
         return reject
@@ -115,10 +118,8 @@ class Pipeline:
             self.stop_time = time.monotonic()
         else:
             self.abort = True
-        try:
+        with contextlib.suppress(OSError):
             os.write(self._wakeup_write, b"!")
-        except OSError:
-            pass
 
     def run(self) -> RunResult:
         previous: dict[int, Any] = {}
@@ -145,8 +146,8 @@ class Pipeline:
                     queue.close()
                 self._drain()
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            for restored, handler in previous.items():
+                signal.signal(restored, handler)
             self.stats.finished = time.monotonic()
             self.dead_letters.close()
             os.close(self._wakeup_read)

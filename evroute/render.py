@@ -45,10 +45,12 @@ def render_validation_summary(console: Console, file: str, issues: list[Issue]) 
     warnings = len(issues) - errors
     verdict = "[bold red]invalid[/]" if errors else "[green]valid[/]"
     details = ", ".join(
-        part for part in (
+        part
+        for part in (
             plural(errors, "error") if errors else "",
             plural(warnings, "warning") if warnings else "",
-        ) if part
+        )
+        if part
     )
     console.print(
         f"{escape(file)}: {verdict}" + (f" ({details})" if details else ""),
@@ -74,7 +76,8 @@ def render_stats(console: Console, stats: RunStats) -> None:
     routes.add_column("errors", justify="right")
     for name, route in stats.routes.items():
         routes.add_row(
-            escape(name), f"{route.matched:,}",
+            escape(name),
+            f"{route.matched:,}",
             f"[red]{route.errors:,}[/]" if route.errors else "0",
         )
     consumers = Table(box=box.SIMPLE_HEAD, pad_edge=False)
@@ -96,9 +99,7 @@ def render_stats(console: Console, stats: RunStats) -> None:
     console.print(consumers)
 
 
-def render_dead_letter_summary(
-    console: Console, counts: Counter[str], path: str | None
-) -> None:
+def render_dead_letter_summary(console: Console, counts: Counter[str], path: str | None) -> None:
     if not counts:
         return
     parts = ", ".join(f"{count:,} {reason}" for reason, count in sorted(counts.items()))

@@ -79,7 +79,10 @@ class Router:
                     "malformed",
                     f"line of {line.length} bytes is over max_event_bytes "
                     f"({self.config.max_event_bytes})",
-                    input_name, number, payload=line.prefix, total_bytes=line.length,
+                    input_name,
+                    number,
+                    payload=line.prefix,
+                    total_bytes=line.length,
                 )
                 continue
             try:
@@ -94,13 +97,17 @@ class Router:
                 try:
                     if route.filter is not None and not is_truthy(route.filter.search(event)):
                         continue
-                    payload = line if route.transform is None else encode(
-                        route.transform.search(event)
+                    payload = (
+                        line if route.transform is None else encode(route.transform.search(event))
                     )
                 except ExpressionError as error:
                     route_stats.errors += 1
                     self.dead_letters.add(
-                        "filter_error", str(error), input_name, number, route=route.name,
+                        "filter_error",
+                        str(error),
+                        input_name,
+                        number,
+                        route=route.name,
                         event=event,
                     )
                     continue

@@ -67,8 +67,13 @@ class Checker:
         return any(issue.severity == "error" for issue in self.issues)
 
     def report(
-        self, severity: Severity, node: Node | None, path: str, message: str,
-        line: int | None = None, column: int | None = None,
+        self,
+        severity: Severity,
+        node: Node | None,
+        path: str,
+        message: str,
+        line: int | None = None,
+        column: int | None = None,
     ) -> None:
         line = line if line is not None else (node.line if node else 1)
         column = column if column is not None else (node.column if node else 1)
@@ -102,7 +107,11 @@ class Checker:
                 self.error(key_node, key_path, not_yet(later[key]))
                 continue
             close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(allowed)}"
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else f"; expected one of: {', '.join(allowed)}"
+            )
             self.error(key_node, key_path, f"unknown key {key!r}{hint}")
 
     def string(self, node: Node, path: str, allow_empty: bool = False) -> str | None:
@@ -172,9 +181,12 @@ class Checker:
             line, column = source_position(node, error.position)
             where = f" at position {error.position}" if error.position is not None else ""
             self.report(
-                "error", node, path,
+                "error",
+                node,
+                path,
                 f"invalid JMESPath: {error.message}{where} in {source!r}",
-                line=line, column=column,
+                line=line,
+                column=column,
             )
             return None
 
@@ -245,13 +257,21 @@ def expand_environment(
             checker.error(node, path, str(error))
             return
         for name in unset:
-            message = f"environment variable {name} is not set; set it or write ${{{name}:-default}}"
+            message = (
+                f"environment variable {name} is not set; set it or write ${{{name}:-default}}"
+            )
             checker.report("warning" if no_env else "error", node, path, message)
 
 
 TOP_LEVEL_KEYS = (
-    "version", "defaults", "dead_letter", "unmatched", "max_event_bytes",
-    "shutdown_timeout", "consumers", "routes",
+    "version",
+    "defaults",
+    "dead_letter",
+    "unmatched",
+    "max_event_bytes",
+    "shutdown_timeout",
+    "consumers",
+    "routes",
 )
 TOP_LEVEL_LATER = {
     "tests": "the tests section (evroute test)",
@@ -272,10 +292,14 @@ def read_queue_settings(
     if "buffer" in fields:
         buffer = checker.integer(fields["buffer"], join(path, "buffer"), 1) or buffer
     if "buffer_bytes" in fields:
-        buffer_bytes = checker.size(fields["buffer_bytes"], join(path, "buffer_bytes")) or buffer_bytes
+        buffer_bytes = (
+            checker.size(fields["buffer_bytes"], join(path, "buffer_bytes")) or buffer_bytes
+        )
     if "on_full" in fields:
         on_full = (
-            checker.choice(fields["on_full"], join(path, "on_full"), ON_FULL_POLICIES, ON_FULL_LATER)
+            checker.choice(
+                fields["on_full"], join(path, "on_full"), ON_FULL_POLICIES, ON_FULL_LATER
+            )
             or on_full
         )
     return QueueSettings(buffer, buffer_bytes, on_full)
@@ -293,7 +317,9 @@ def build_config(
 
     base_dir = config_path.parent
     if root is None:
-        checker.error(None, "", "the config is empty; it needs at least version: 1, consumers and routes")
+        checker.error(
+            None, "", "the config is empty; it needs at least version: 1, consumers and routes"
+        )
         return None
     expand_environment(root, "", checker, environ, no_env)
     top = checker.mapping(root, "")
@@ -304,7 +330,11 @@ def build_config(
     if "version" not in top:
         checker.error(root, "version", "missing; add `version: 1` at the top of the config")
     elif top["version"].value != 1 or isinstance(top["version"].value, bool):
-        checker.error(top["version"], "version", f"unsupported version {top['version'].value!r}; this evroute reads version 1")
+        checker.error(
+            top["version"],
+            "version",
+            f"unsupported version {top['version'].value!r}; this evroute reads version 1",
+        )
 
     defaults = QueueSettings()
     if "defaults" in top:
@@ -321,11 +351,13 @@ def build_config(
 
     max_event_bytes = 1 << 20
     if "max_event_bytes" in top:
-        max_event_bytes = checker.size(top["max_event_bytes"], "max_event_bytes", 16) or max_event_bytes
+        max_event_bytes = (
+            checker.size(top["max_event_bytes"], "max_event_bytes", 16) or max_event_bytes
+        )
     shutdown_timeout = 10.0
     if "shutdown_timeout" in top:
-        value = checker.duration(top["shutdown_timeout"], "shutdown_timeout")
-        shutdown_timeout = value if value is not None else shutdown_timeout
+        timeout = checker.duration(top["shutdown_timeout"], "shutdown_timeout")
+        shutdown_timeout = timeout if timeout is not None else shutdown_timeout
 
     consumers: dict[str, ConsumerConfig] = {}
     consumer_nodes: dict[str, Node] = {}
@@ -345,14 +377,13 @@ def build_config(
             if len(kinds) != 1:
                 problem = "has both " + " and ".join(kinds) if kinds else "has no kind"
                 checker.error(
-                    node, path,
+                    node,
+                    path,
                     f"{problem}; a consumer has exactly one of: {', '.join(SINK_KINDS)}",
                 )
                 continue
             kind = SINK_KINDS[kinds[0]]
-            checker.known_keys(
-                node, path, (*kind.keys, *QUEUE_KEYS), {**QUEUE_LATER, **kind.later}
-            )
+            checker.known_keys(node, path, (*kind.keys, *QUEUE_KEYS), {**QUEUE_LATER, **kind.later})
             options = kind.parse_options(checker, fields, path, base_dir)
             queue = read_queue_settings(checker, fields, path, defaults)
             if options is not None:
@@ -367,8 +398,10 @@ def build_config(
                 unmatched = value
             else:
                 checker.error(
-                    node, "unmatched",
-                    f"expected drop, dead_letter or a consumer's name; no consumer is named {value!r}",
+                    node,
+                    "unmatched",
+                    "expected drop, dead_letter or a consumer's name;"
+                    f" no consumer is named {value!r}",
                 )
 
     routes: list[RouteConfig] = []
@@ -376,7 +409,11 @@ def build_config(
     if "routes" not in top:
         checker.error(root, "routes", "missing; a config needs at least one route")
     elif not top["routes"].is_sequence:
-        checker.error(top["routes"], "routes", f"expected a list of routes, got {describe(top['routes'].value)}")
+        checker.error(
+            top["routes"],
+            "routes",
+            f"expected a list of routes, got {describe(top['routes'].value)}",
+        )
     else:
         seen: dict[str, Node] = {}
         for index, node in enumerate(top["routes"].value):
@@ -387,16 +424,19 @@ def build_config(
         if not top["routes"].value:
             checker.error(top["routes"], "routes", "is empty; a config needs at least one route")
 
-    for name, node in consumer_nodes.items():
+    for name in consumer_nodes:
         if name not in fed:
             checker.warning(
-                top["consumers"].keys[name], join("consumers", name),
+                top["consumers"].keys[name],
+                join("consumers", name),
                 "no route sends events to this consumer",
             )
     if unmatched == UNMATCHED_DEAD_LETTER and dead_letter is None:
         checker.warning(
-            top["unmatched"], "unmatched",
-            "unmatched events go to the dead letters, but no dead_letter path is set: they are only counted",
+            top["unmatched"],
+            "unmatched",
+            "unmatched events go to the dead letters, but no dead_letter path is set:"
+            " they are only counted",
         )
 
     if checker.has_errors:
@@ -427,7 +467,8 @@ def read_route(
         name = checker.name(fields["name"], join(path, "name"), "route")
         if name is not None and name in seen:
             checker.error(
-                fields["name"], join(path, "name"),
+                fields["name"],
+                join(path, "name"),
                 f"duplicate route name {name!r} (first at line {seen[name].line})",
             )
             name = None

@@ -26,7 +26,8 @@ TAG_MAP = "tag:yaml.org,2002:map"
 class CoreSchemaLoader(yaml.SafeLoader):
     """SafeLoader whose implicit resolvers follow YAML 1.2's core schema."""
 
-    yaml_implicit_resolvers: dict[Any, Any] = {}
+    # a fresh table: SafeLoader's YAML 1.1 resolvers must not apply
+    yaml_implicit_resolvers = {}  # type: ignore[misc]  # noqa: RUF012
 
 
 _CORE_RESOLVERS = [
@@ -158,9 +159,9 @@ def load_yaml(text: str) -> tuple[Node | None, list[LoadProblem]]:
         root = yaml.compose(text, Loader=CoreSchemaLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        message = " ".join(
-            part for part in (error.context, error.problem) if part
-        ) or "invalid YAML"
+        message = (
+            " ".join(part for part in (error.context, error.problem) if part) or "invalid YAML"
+        )
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise YAMLLoadError([LoadProblem(line, column, f"YAML syntax: {message}")]) from None
     except yaml.YAMLError as error:

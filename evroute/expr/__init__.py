@@ -49,9 +49,9 @@ class _SpecInterpreter(jmespath_visitor.TreeInterpreter):
     numbers null.
     """
 
-    def visit_comparator(self, node: dict[str, Any], value: Any) -> Any:
+    def visit_comparator(self, node: Any, value: Any) -> Any:
         operator = node["value"]
-        if operator in self._EQUALITY_OPS:
+        if operator in ("==", "!="):
             return super().visit_comparator(node, value)
         left = self.visit(node["children"][0], value)
         right = self.visit(node["children"][1], value)
@@ -78,7 +78,7 @@ class Expression:
 
     __slots__ = ("_ast", "source")
 
-    def __init__(self, source: str, ast: dict[str, Any]) -> None:
+    def __init__(self, source: str, ast: Any) -> None:
         self.source = source
         self._ast = ast
 
@@ -95,7 +95,7 @@ class Expression:
         return f"Expression({self.source!r})"
 
 
-def _check_functions(source: str, node: dict[str, Any]) -> None:
+def _check_functions(source: str, node: Any) -> None:
     """Report unknown functions and wrong arities at compile time, not per event."""
     if node.get("type") == "function_expression":
         name = node["value"]
@@ -118,13 +118,13 @@ def _check_functions(source: str, node: dict[str, Any]) -> None:
             _check_functions(source, child)
 
 
-def compile(source: str) -> Expression:  # noqa: A001 - mirrors jmespath.compile and re.compile
+def compile(source: str) -> Expression:
     """Compile `source`; raises ExpressionSyntaxError with the position of the problem."""
     try:
         parsed = jmespath.compile(source)
     except jmespath_errors.LexerError as error:
         raise ExpressionSyntaxError(error.message, source, error.lex_position) from None
-    except jmespath_errors.IncompleteExpressionError as error:
+    except jmespath_errors.IncompleteExpressionError:
         raise ExpressionSyntaxError("incomplete expression", source, len(source)) from None
     except jmespath_errors.ParseError as error:
         token = error.token_value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -77,8 +78,11 @@ class CommandSink(Sink):
         try:
             # its own process group, so a terminal's Ctrl-C reaches evroute alone
             self.process = subprocess.Popen(
-                list(self.options.argv), stdin=subprocess.PIPE, cwd=self.base_dir,
-                bufsize=0, **group,
+                list(self.options.argv),
+                stdin=subprocess.PIPE,
+                cwd=self.base_dir,
+                bufsize=0,
+                **group,
             )
         except OSError as error:
             raise SinkFailed(
@@ -107,10 +111,8 @@ class CommandSink(Sink):
         if process is None:
             return None
         if process.stdin is not None:
-            try:
+            with contextlib.suppress(OSError):
                 process.stdin.close()
-            except OSError:
-                pass
         returncode = process.wait()
         if returncode != 0:
             return f"the command ended with {describe_status(returncode)}"
@@ -119,10 +121,8 @@ class CommandSink(Sink):
     def _signal(self, signum: int) -> None:
         process = self.process
         if process is not None and process.returncode is None:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signum)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     def terminate(self) -> None:
         self._signal(signal.SIGTERM)

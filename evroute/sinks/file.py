@@ -35,9 +35,12 @@ def parse_options(
         mode = checker.choice(fields["mode"], join(path, "mode"), ("append", "overwrite")) or mode
     if target is None:
         return None
-    if "{" in target.replace("{{", "").replace("}}", "") or "}" in target.replace("{{", "").replace("}}", ""):
+    if "{" in target.replace("{{", "").replace("}}", "") or "}" in target.replace("{{", "").replace(
+        "}}", ""
+    ):
         checker.error(
-            fields["file"], join(path, "file"),
+            fields["file"],
+            join(path, "file"),
             "templated paths ({expression}) are not supported yet in this version of evroute;"
             " write {{ and }} for literal braces",
         )

@@ -88,7 +88,8 @@ def open_sources(names: list[str], base: Path | None = None) -> list[Source]:
         path = Path(name) if base is None or Path(name).is_absolute() else base / name
         if path.suffix == ".gz":
             if not os.access(path, os.R_OK):
-                problems.append(f"{name}: cannot read: {'no such file' if not path.exists() else 'permission denied'}")
+                why = "permission denied" if path.exists() else "no such file"
+                problems.append(f"{name}: cannot read: {why}")
                 continue
             source: Source = GzipSource(name, path)
             source.size = path.stat().st_size
