@@ -27,7 +27,7 @@ class CoreSchemaLoader(yaml.SafeLoader):
     """SafeLoader whose implicit resolvers follow YAML 1.2's core schema."""
 
     # a fresh table: SafeLoader's YAML 1.1 resolvers must not apply
-    yaml_implicit_resolvers = {}  # type: ignore[misc]  # noqa: RUF012
+    yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012
 
 
 _CORE_RESOLVERS = [
