@@ -1,0 +1,433 @@
+"""End-to-end runs on real processes, files, pipes and signals."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from evroute.cli import program
+
+EVROUTE = [sys.executable, "-m", "evroute"]
+
+
+def events(count: int, start: int = 0) -> bytes:
+    return b"".join(
+        b'{"id": %d, "detail-type": "%s", "detail": {"amount": %d}}\n'
+        % (n, b"OrderPlaced" if n % 2 else b"OrderShipped", n % 300)
+        for n in range(start, start + count)
+    )
+
+
+def write_config(folder: Path, body: str) -> Path:
+    path = folder / "routes.yaml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def read_stats(path: Path) -> dict:
+    stats = json.loads(path.read_text())
+    for name, consumer in stats["consumers"].items():
+        assert consumer["enqueued"] == (
+            consumer["delivered"] + consumer["dropped"] + consumer["dead_lettered"]
+        ), name
+    return stats
+
+
+def wait_for_lines(path: Path, count: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_bytes().count(b"\n") >= count:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_inputs_in_order_with_gzip_and_stdin(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers:
+          all: {file: out.jsonl}
+        routes:
+          - {name: all, to: all}
+        """,
+    )
+    (tmp_path / "a.jsonl").write_bytes(events(3, 0))
+    with gzip.open(tmp_path / "b.jsonl.gz", "wb") as stream:
+        stream.write(events(3, 3))
+    result = subprocess.run(
+        [
+            *EVROUTE,
+            "run",
+            str(config),
+            str(tmp_path / "a.jsonl"),
+            str(tmp_path / "b.jsonl.gz"),
+            "-",
+        ],
+        input=events(3, 6),
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert (tmp_path / "out.jsonl").read_bytes() == events(9)
+
+
+def test_missing_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers: {all: {file: out.jsonl}}
+        routes: [{name: all, to: all}]
+        """,
+    )
+    code = program(["run", str(config), str(tmp_path / "nope.jsonl"), "--stats", "off"])
+    assert code == 1
+    assert "nope.jsonl: cannot read" in capsys.readouterr().err
+
+
+def test_invalid_config_exits_1_with_locations(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers: {all: {file: out.jsonl}}
+        routes: [{name: all, to: nobody}]
+        """,
+    )
+    result = subprocess.run(
+        [*EVROUTE, "run", str(config)], input=b"", capture_output=True, timeout=30
+    )
+    assert result.returncode == 1
+    assert f"{config}:4:26: error: routes[0].to: no consumer is named 'nobody'" in (
+        result.stderr.decode()
+    )
+
+
+SLEEPER = """
+import sys, time
+sys.stdin.readline()
+time.sleep(6)
+"""
+
+
+def test_a_stuck_consumer_under_drop_newest_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    (tmp_path / "sleeper.py").write_text(SLEEPER)
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        consumers:
+          archive: {{file: out/all.jsonl}}
+          sleeper:
+            command: [{json.dumps(sys.executable)}, sleeper.py]
+            buffer: 10
+            on_full: drop_newest
+        routes:
+          - {{name: all, to: [archive, sleeper]}}
+        """,
+    )
+    count = 20_000
+    (tmp_path / "in.jsonl").write_bytes(events(count))
+    stats_path = tmp_path / "stats.json"
+    process = subprocess.Popen(
+        [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl"), "--stats-json", str(stats_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # every event reaches the archive while the sleeper is still asleep
+        assert wait_for_lines(tmp_path / "out/all.jsonl", count, timeout=30)
+        assert process.poll() is None
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert b"Traceback" not in stderr
+    assert process.returncode == 3  # events dropped by a full buffer
+    assert (tmp_path / "out/all.jsonl").read_bytes() == events(count)
+    stats = read_stats(stats_path)
+    assert stats["consumers"]["archive"]["delivered"] == count
+    assert stats["consumers"]["sleeper"]["dropped"] > 0
+    assert stats["consumers"]["sleeper"]["enqueued"] == count
+
+
+def test_a_command_that_exits_early_is_dead_lettered_and_the_rest_goes_on(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        dead_letter: dead.jsonl
+        consumers:
+          archive: {{file: all.jsonl}}
+          quitter:
+            command: [{json.dumps(sys.executable)}, -c, "import sys; sys.stdin.readline()"]
+        routes:
+          - {{name: all, to: [archive, quitter]}}
+        """,
+    )
+    count = 5_000
+    (tmp_path / "in.jsonl").write_bytes(events(count))
+    stats_path = tmp_path / "stats.json"
+    result = subprocess.run(
+        [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl"), "--stats-json", str(stats_path)],
+        capture_output=True,
+        timeout=60,
+    )
+    assert b"Traceback" not in result.stderr
+    assert result.returncode == 3
+    assert b"consumer 'quitter' failed" in result.stderr
+    assert (tmp_path / "all.jsonl").read_bytes() == events(count)
+    stats = read_stats(stats_path)
+    quitter = stats["consumers"]["quitter"]
+    assert quitter["state"] == "failed"
+    assert quitter["dead_lettered"] > 0
+    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert len(dead) == quitter["dead_lettered"]
+    assert {letter["reason"] for letter in dead} == {"delivery_failed"}
+    assert all(letter["consumer"] == "quitter" and letter["route"] == "all" for letter in dead)
+    assert all(letter["event"]["id"] == letter["line"] - 1 for letter in dead)
+
+
+def test_stdout_closed_by_head_ends_quietly(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers:
+          out: {file: "-"}
+        routes:
+          - {name: all, to: out}
+        """,
+    )
+    (tmp_path / "in.jsonl").write_bytes(events(200_000))
+    command = (
+        f"{' '.join(EVROUTE)} run {config} {tmp_path / 'in.jsonl'} --stats json | head -1;"
+        " exit ${PIPESTATUS[0]}"
+    )
+    result = subprocess.run(["bash", "-c", command], capture_output=True, timeout=60)
+    assert result.stdout == events(1)
+    assert b"Traceback" not in result.stderr
+    assert result.returncode == 0
+    stats = json.loads(result.stderr.decode().strip().splitlines()[-1])
+    assert stats["consumers"]["out"]["state"] == "closed"
+    assert stats["consumers"]["out"]["dropped"] > 0
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_reading_drains_and_writes_stats(
+    tmp_path: Path, signum: int, code: int
+) -> None:
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        consumers:
+          copy:
+            command: [{json.dumps(sys.executable)}, -c, "import shutil, sys; shutil.copyfileobj(sys.stdin, open('copy.jsonl', 'w'))"]
+          archive: {{file: all.jsonl}}
+        routes:
+          - {{name: all, to: [copy, archive]}}
+        """,
+    )
+    stats_path = tmp_path / "stats.json"
+    process = subprocess.Popen(
+        [*EVROUTE, "run", str(config), "--stats-json", str(stats_path)],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdin is not None
+        process.stdin.write(events(5))
+        process.stdin.flush()
+        assert wait_for_lines(tmp_path / "all.jsonl", 5, timeout=20)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == code, stderr.decode()
+    assert b"Traceback" not in stderr
+    assert (tmp_path / "copy.jsonl").read_bytes() == events(5)
+    stats = read_stats(stats_path)
+    assert stats["consumers"]["copy"]["delivered"] == 5
+
+
+def test_shutdown_of_a_stuck_consumer_is_bounded_and_dead_letters_the_rest(
+    tmp_path: Path,
+) -> None:
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        shutdown_timeout: 1s
+        dead_letter: dead.jsonl
+        consumers:
+          stuck:
+            command: [{json.dumps(sys.executable)}, -c, "import time; time.sleep(60)"]
+        routes:
+          - {{name: all, to: stuck}}
+        """,
+    )
+    (tmp_path / "in.jsonl").write_bytes(events(100_000))
+    stats_path = tmp_path / "stats.json"
+    process = subprocess.Popen(
+        [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl"), "--stats-json", str(stats_path)],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(1.0)
+        assert process.poll() is None  # held up by the stuck consumer, as `block` says
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+        took = time.monotonic() - started
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr.decode()
+    assert took < 1.0 + 2.0 + 1.0  # shutdown_timeout + 2 s, with a second of slack
+    stats = read_stats(stats_path)
+    stuck = stats["consumers"]["stuck"]
+    assert stuck["dead_lettered"] > 0
+    reasons = {json.loads(line)["reason"] for line in (tmp_path / "dead.jsonl").open()}
+    assert reasons == {"shutdown"}
+
+
+def test_replay_rate_paces_events(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers: {all: {file: out.jsonl}}
+        routes: [{name: all, to: all}]
+        """,
+    )
+    (tmp_path / "in.jsonl").write_bytes(events(11))
+    started = time.monotonic()
+    code = program(
+        ["replay", str(config), str(tmp_path / "in.jsonl"), "--rate", "50", "--stats", "off"]
+    )
+    took = time.monotonic() - started
+    assert code == 0
+    assert took >= 10 / 50 * 0.9  # ten gaps of 20 ms
+    assert (tmp_path / "out.jsonl").read_bytes() == events(11)
+
+
+def test_replay_speed_follows_event_times(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers: {all: {file: out.jsonl}}
+        routes: [{name: all, to: all}]
+        """,
+    )
+    lines = [json.dumps({"id": n, "meta": {"at": f"2026-11-01T09:00:0{n}Z"}}) for n in range(5)]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+    started = time.monotonic()
+    code = program(
+        [
+            "replay",
+            str(config),
+            str(tmp_path / "in.jsonl"),
+            "--speed",
+            "10",
+            "--time-field",
+            "meta.at",
+            "--stats",
+            "off",
+        ]
+    )
+    took = time.monotonic() - started
+    assert code == 0
+    assert took >= 0.4 * 0.9  # four one-second gaps, ten times faster
+    assert (tmp_path / "out.jsonl").read_text().splitlines() == lines
+
+
+def test_replay_rejects_speed_with_rate(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers: {all: {file: out.jsonl}}
+        routes: [{name: all, to: all}]
+        """,
+    )
+    assert program(["replay", str(config), "--rate", "5", "--speed", "2"]) == 2
+    assert program(["replay", str(config), "--rate", "0"]) == 2
+
+
+def test_stats_json_on_stderr_and_interactive_prompt_routing(tmp_path: Path) -> None:
+    """One line typed is one line routed, before the input ends."""
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers: {out: {file: "-"}}
+        routes: [{name: all, to: out}]
+        """,
+    )
+    process = subprocess.Popen(
+        [*EVROUTE, "run", str(config), "--stats", "json"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(b'{"a": 1}\n')
+        process.stdin.flush()
+        assert process.stdout.readline() == b'{"a": 1}\n'
+        process.stdin.close()
+        process.wait(timeout=20)
+        stderr = process.stderr.read() if process.stderr else b""
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    stats = json.loads(stderr.decode().strip().splitlines()[-1])
+    assert stats["input"] == {"events": 1, "malformed": 0, "bytes": 9}
+    assert stats["routes"]["all"]["matched"] == 1
+
+
+def test_unreadable_output_file_fails_that_consumer_only(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        target = "/proc/version"  # not writable, even by root
+    else:
+        target = str(tmp_path / "locked" / "x.jsonl")
+        (tmp_path / "locked").mkdir(mode=0o500)
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        consumers:
+          broken: {{file: {json.dumps(target)}}}
+          good: {{file: good.jsonl}}
+        routes: [{{name: all, to: [broken, good]}}]
+        """,
+    )
+    (tmp_path / "in.jsonl").write_bytes(events(10))
+    stats_path = tmp_path / "stats.json"
+    code = program(
+        [
+            "run",
+            str(config),
+            str(tmp_path / "in.jsonl"),
+            "--stats",
+            "off",
+            "--stats-json",
+            str(stats_path),
+        ]
+    )
+    assert code == 3
+    assert (tmp_path / "good.jsonl").read_bytes() == events(10)
+    stats = read_stats(stats_path)
+    assert stats["consumers"]["broken"]["dead_lettered"] == 10
+    assert stats["consumers"]["broken"]["state"] == "failed"
