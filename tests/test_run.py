@@ -233,11 +233,14 @@ def test_a_signal_stops_reading_drains_and_writes_stats(
         version: 1
         consumers:
           copy:
-            command: [{json.dumps(sys.executable)}, -c, "import shutil, sys; shutil.copyfileobj(sys.stdin, open('copy.jsonl', 'w'))"]
+            command: [{json.dumps(sys.executable)}, copy.py]
           archive: {{file: all.jsonl}}
         routes:
           - {{name: all, to: [copy, archive]}}
         """,
+    )
+    (tmp_path / "copy.py").write_text(
+        "import shutil, sys\nshutil.copyfileobj(sys.stdin, open('copy.jsonl', 'w'))\n"
     )
     stats_path = tmp_path / "stats.json"
     process = subprocess.Popen(
