@@ -22,7 +22,6 @@ app = typer.Typer(
     name="evroute",
     help="Route JSON lines from producers to consumers, as a YAML config says.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 

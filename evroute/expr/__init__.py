@@ -51,7 +51,7 @@ class _SpecInterpreter(jmespath_visitor.TreeInterpreter):
 
     def visit_comparator(self, node: Any, value: Any) -> Any:
         operator = node["value"]
-        if operator in ("==", "!="):
+        if operator in ("eq", "ne"):
             return super().visit_comparator(node, value)
         left = self.visit(node["children"][0], value)
         right = self.visit(node["children"][1], value)

@@ -1,0 +1,1 @@
+complete --command evroute --no-files --arguments "(env _EVROUTE_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) evroute)" --condition "env _EVROUTE_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) evroute"
