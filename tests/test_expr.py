@@ -1,0 +1,116 @@
+"""evroute.expr against the JMESPath compliance suite, and the spec where jmespath.py departs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from evroute import expr
+
+# The official compliance suite, copied with its licence (tests/conformance/jmespath/README.md).
+SUITE = Path(__file__).resolve().parent / "conformance" / "jmespath"
+
+
+def compliance_cases() -> list[Any]:
+    cases = []
+    for path in sorted(SUITE.glob("*.json")):
+        if path.name == "benchmarks.json":
+            continue
+        for group_index, group in enumerate(json.loads(path.read_text())):
+            for case_index, case in enumerate(group["cases"]):
+                case_id = f"{path.stem}-{group_index}-{case_index}"
+                cases.append(pytest.param(group["given"], case, id=case_id))
+    return cases
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+@pytest.mark.parametrize(("given_data", "case"), compliance_cases())
+def test_compliance(given_data: Any, case: dict[str, Any]) -> None:
+    expression = case["expression"]
+    if "error" in case:
+        with pytest.raises((expr.ExpressionSyntaxError, expr.ExpressionError)):
+            expr.compile(expression).search(given_data)
+        if case["error"] == "syntax":
+            with pytest.raises(expr.ExpressionSyntaxError):
+                expr.compile(expression)
+        return
+    assert canonical(expr.compile(expression).search(given_data)) == canonical(case["result"])
+
+
+def test_the_suite_is_there() -> None:
+    assert len(compliance_cases()) > 800
+
+
+@pytest.mark.parametrize(
+    ("expression", "data", "expected"),
+    [
+        ("a < b", {"a": "x", "b": 1}, None),  # jmespath.py raises TypeError (#169)
+        ("a < b", {"a": "x", "b": "y"}, None),  # ordering is for numbers only
+        ("a >= b", {"a": 2, "b": 2.0}, True),
+        ("a == b", {"a": 0, "b": False}, False),
+        ("a != b", {"a": 1, "b": 1}, False),
+    ],
+)
+def test_spec_comparisons(expression: str, data: Any, expected: Any) -> None:
+    assert expr.compile(expression).search(data) is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "truthy"),
+    [
+        (0, True),
+        (False, False),
+        (None, False),
+        ("", False),
+        ([], False),
+        ({}, False),
+        ("x", True),
+        ([0], True),
+        ({"a": None}, True),
+        (0.0, True),
+        (True, True),
+    ],
+)
+def test_truthiness(value: Any, truthy: bool) -> None:
+    assert expr.is_truthy(value) is truthy
+
+
+@pytest.mark.parametrize(
+    ("source", "position", "words"),
+    [
+        ("foo ==", 6, "incomplete"),
+        ("a =>", 2, "Unknown token"),
+        ("nosuch(a)", 0, "unknown function nosuch()"),
+        ("x && length(a, b)", 5, "takes 1 argument"),
+    ],
+)
+def test_syntax_errors_have_positions(source: str, position: int, words: str) -> None:
+    with pytest.raises(expr.ExpressionSyntaxError) as raised:
+        expr.compile(source)
+    assert raised.value.position == position
+    assert words in str(raised.value)
+
+
+def test_runtime_type_errors_are_expression_errors() -> None:
+    with pytest.raises(expr.ExpressionError, match="length"):
+        expr.compile("length(a)").search({})
+
+
+@given(st.text(max_size=40))
+def test_any_text_compiles_or_fails_cleanly(source: str) -> None:
+    try:
+        compiled = expr.compile(source)
+    except expr.ExpressionSyntaxError:
+        return
+    try:
+        compiled.search({"a": [1, "x", None, {"b": 2}]})
+    except expr.ExpressionError:
+        pass
