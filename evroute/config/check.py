@@ -417,10 +417,9 @@ def build_config(
     else:
         seen: dict[str, Node] = {}
         for index, node in enumerate(top["routes"].value):
-            route = read_route(checker, node, join("routes", index), consumer_nodes, seen)
+            route = read_route(checker, node, join("routes", index), consumer_nodes, seen, fed)
             if route is not None:
                 routes.append(route)
-                fed.update(route.to)
         if not top["routes"].value:
             checker.error(top["routes"], "routes", "is empty; a config needs at least one route")
 
@@ -454,8 +453,14 @@ def build_config(
 
 
 def read_route(
-    checker: Checker, node: Node, path: str, consumers: Mapping[str, Node], seen: dict[str, Node]
+    checker: Checker,
+    node: Node,
+    path: str,
+    consumers: Mapping[str, Node],
+    seen: dict[str, Node],
+    fed: set[str],
 ) -> RouteConfig | None:
+    """The route at `node`; adds the consumers it names to `fed`, even when it has errors."""
     fields = checker.mapping(node, path)
     if fields is None:
         return None
@@ -507,6 +512,7 @@ def read_route(
                 ok = False
             else:
                 targets.append(target)
+    fed.update(targets)
     if not ok or name is None:
         return None
     return RouteConfig(name=name, to=tuple(targets), filter=filter_, transform=transform)
