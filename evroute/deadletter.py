@@ -101,7 +101,7 @@ class DeadLetters:
                     "route": route,
                     "consumer": consumer,
                 }
-                if event is None and payload is not None:
+                if event is None and payload is not None and total_bytes is None:
                     try:
                         event = orjson.loads(payload)
                     except orjson.JSONDecodeError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -23,21 +24,32 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# orjson reads integers beyond 64 bits as floats, losing digits; such lines (and lines with
+# long digit runs in strings, harmlessly) are parsed again by the json module, exactly.
+_LONG_DIGITS = re.compile(rb"[0-9]{19,}")
+
+
 def parse_event(line: bytes) -> dict[str, Any]:
     """The JSON object on a line; Malformed says why it is not one."""
     try:
         event = orjson.loads(line)
     except orjson.JSONDecodeError as error:
-        # orjson refuses integers beyond 64 bits, which are valid JSON
-        if "exceeds 64-bit range" not in str(error):
+        if "64-bit" not in str(error):
             raise Malformed(f"invalid JSON: {error}") from None
-        try:
-            event = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
-        except ValueError as fallback_error:
-            raise Malformed(f"invalid JSON: {fallback_error}") from None
+        event = _parse_exactly(line)
+    else:
+        if _LONG_DIGITS.search(line):
+            event = _parse_exactly(line)
     if not isinstance(event, dict):
         raise Malformed(f"expected a JSON object, got {type(event).__name__}")
     return event
+
+
+def _parse_exactly(line: bytes) -> Any:
+    try:
+        return json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
+    except ValueError as error:
+        raise Malformed(f"invalid JSON: {error}") from None
 
 
 def encode(value: Any) -> bytes:

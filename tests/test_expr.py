@@ -113,3 +113,21 @@ def test_any_text_compiles_or_fails_cleanly(source: str) -> None:
         return
     with contextlib.suppress(expr.ExpressionError):
         compiled.search({"a": [1, "x", None, {"b": 2}]})
+
+
+@pytest.mark.parametrize(
+    ("expression", "data", "expected"),
+    [
+        ("a == `[1]`", {"a": [True]}, False),
+        ('o == `{"x": 0}`', {"o": {"x": False}}, False),
+        ('a == `[1.0, {"b": [true]}]`', {"a": [1, {"b": [True]}]}, True),
+        ("contains(a, `true`)", {"a": [1]}, False),
+        ("contains(a, `1`)", {"a": [1.0]}, True),
+        ("contains(s, 'bc')", {"s": "abc"}, True),
+        ("contains(s, `1`)", {"s": "a1"}, False),
+    ],
+)
+def test_equality_tells_booleans_from_numbers_at_any_depth(
+    expression: str, data: Any, expected: bool
+) -> None:
+    assert expr.compile(expression).search(data) is expected

@@ -51,17 +51,44 @@ class _SpecInterpreter(jmespath_visitor.TreeInterpreter):
 
     def visit_comparator(self, node: Any, value: Any) -> Any:
         operator = node["value"]
-        if operator in ("eq", "ne"):
-            return super().visit_comparator(node, value)
         left = self.visit(node["children"][0], value)
         right = self.visit(node["children"][1], value)
+        if operator == "eq":
+            return json_equal(left, right)
+        if operator == "ne":
+            return not json_equal(left, right)
         if not (_is_number(left) and _is_number(right)):
             return None
         return self.COMPARATOR_FUNC[operator](left, right)
 
 
-_INTERPRETER = _SpecInterpreter()
-_FUNCTION_TABLE: dict[str, dict[str, Any]] = jmespath_functions.Functions().FUNCTION_TABLE
+def json_equal(left: Any, right: Any) -> bool:
+    """Equality of JSON values: a boolean never equals a number, at any depth.
+
+    jmespath.py tells true from 1 only at the top level of a comparison.
+    """
+    if isinstance(left, bool) or isinstance(right, bool):
+        return left is right
+    if _is_number(left) and _is_number(right):
+        return bool(left == right)
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(json_equal, left, right))
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(json_equal(v, right[k]) for k, v in left.items())
+    return type(left) is type(right) and bool(left == right)
+
+
+class _SpecFunctions(jmespath_functions.Functions):
+    @jmespath_functions.signature({"types": ["array", "string"]}, {"types": []})
+    def _func_contains(self, subject: Any, search: Any) -> bool:
+        # membership with JMESPath equality: contains([1], `true`) is false
+        if isinstance(subject, str):
+            return isinstance(search, str) and search in subject
+        return any(json_equal(item, search) for item in subject)
+
+
+_INTERPRETER = _SpecInterpreter(jmespath_visitor.Options(custom_functions=_SpecFunctions()))
+_FUNCTION_TABLE: dict[str, dict[str, Any]] = _SpecFunctions().FUNCTION_TABLE
 
 
 def is_truthy(value: object) -> bool:

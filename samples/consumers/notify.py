@@ -14,6 +14,14 @@ from collections.abc import Iterator
 from typing import Any
 
 NAME = "notify"
+
+
+def say(text: str) -> None:
+    """One line on stdout in a single write, so lines from programs sharing it never mix."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 BIG = 100
 
 
@@ -67,7 +75,7 @@ def handle(event: dict[str, Any]) -> None:
         f"{NAME}: {'big order' if big else 'order'} {order or '?'} from {name or '?'}"
         f" ({tier or '?'}): {money(amount)} {currency or 'EUR'}"
     )
-    print(line, flush=True)
+    say(line)
 
 
 def main() -> int:

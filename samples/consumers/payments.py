@@ -15,6 +15,12 @@ from typing import Any
 NAME = "payments"
 
 
+def say(text: str) -> None:
+    """One line on stdout in a single write, so lines from programs sharing it never mix."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 def events() -> Iterator[dict[str, Any]]:
     """JSON objects from stdin, one a line; anything else is noted on stderr and skipped."""
     for raw in iter(sys.stdin.buffer.readline, b""):
@@ -41,9 +47,9 @@ def main() -> int:
             detail = detail if isinstance(detail, dict) else {}
             order = detail.get("order_id") or "?"
             reason = detail.get("reason") or "unknown"
-            print(f"{NAME}: retry card for {order} ({reason})", flush=True)
+            say(f"{NAME}: retry card for {order} ({reason})")
             handled += 1
-        print(f"{NAME}: {handled} failed payments handled", flush=True)
+        say(f"{NAME}: {handled} failed payments handled")
     except BrokenPipeError:
         # Whoever read our stdout has gone (`| head`): stop quietly, and keep Python's
         # final flush from complaining about the closed pipe.

@@ -14,6 +14,14 @@ from collections.abc import Iterator
 from typing import Any
 
 NAME = "restock"
+
+
+def say(text: str) -> None:
+    """One line on stdout in a single write, so lines from programs sharing it never mix."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 TARGET = 20
 
 
@@ -46,7 +54,7 @@ def main() -> int:
                 remaining = 0
             quantity = max(TARGET - remaining, 1)
             warehouse = detail.get("warehouse") or "?"
-            print(f"{NAME}: order {quantity} of {sku} at {warehouse}", flush=True)
+            say(f"{NAME}: order {quantity} of {sku} at {warehouse}")
     except BrokenPipeError:
         # Whoever read our stdout has gone (`| head`): stop quietly, and keep Python's
         # final flush from complaining about the closed pipe.
