@@ -434,3 +434,37 @@ def test_unreadable_output_file_fails_that_consumer_only(tmp_path: Path) -> None
     stats = read_stats(stats_path)
     assert stats["consumers"]["broken"]["dead_lettered"] == 10
     assert stats["consumers"]["broken"]["state"] == "failed"
+
+
+def test_a_second_ctrl_c_stops_at_once(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        shutdown_timeout: 60s
+        consumers:
+          stuck:
+            command: [{json.dumps(sys.executable)}, -c, "import time; time.sleep(60)"]
+        routes:
+          - {{name: all, to: stuck}}
+        """,
+    )
+    (tmp_path / "in.jsonl").write_bytes(events(100_000))
+    stats_path = tmp_path / "stats.json"
+    process = subprocess.Popen(
+        [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl"), "--stats-json", str(stats_path)],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert process.poll() is None  # draining, within a 60 s shutdown_timeout
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)  # far less than 60 s
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr.decode()
+    assert b"Traceback" not in stderr
+    stuck = read_stats(stats_path)["consumers"]["stuck"]
+    assert stuck["dead_lettered"] > 0
