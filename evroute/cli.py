@@ -37,11 +37,12 @@ LATER_COMMANDS = {
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True)
+    # emoji off: a message quoting ":fire:" from a config must print as written
+    return Console(stderr=True, emoji=False)
 
 
 def stdout_console() -> Console:
-    return Console()
+    return Console(emoji=False)
 
 
 class StatsMode(str, Enum):

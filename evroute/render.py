@@ -37,6 +37,7 @@ def render_issues(console: Console, issues: list[Issue]) -> None:
             f"[{style}]{issue.severity}[/]: {where}{escape(issue.message)}",
             soft_wrap=True,
             highlight=False,
+            emoji=False,
         )
 
 
@@ -56,6 +57,7 @@ def render_validation_summary(console: Console, file: str, issues: list[Issue]) 
         f"{escape(file)}: {verdict}" + (f" ({details})" if details else ""),
         soft_wrap=True,
         highlight=False,
+        emoji=False,
     )
 
 

@@ -21,7 +21,7 @@ from evroute.config.model import (
     RouteConfig,
 )
 from evroute.config.units import parse_duration, parse_size
-from evroute.config.yaml_loader import Node
+from evroute.config.yaml_loader import Node, resolve_plain
 
 Severity = Literal["error", "warning"]
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -252,10 +252,12 @@ def expand_environment(
     elif isinstance(node.value, str) and "$" in node.value:
         unset: list[str] = []
         try:
-            node.value = env.expand(node.value, environ, unset)
+            expanded = env.expand(node.value, environ, unset, keep_unset=no_env)
         except env.BadReference as error:
             checker.error(node, path, str(error))
             return
+        # `buffer: ${BUFFER:-100}` is a number, as if the value had been written there
+        node.value = resolve_plain(expanded) if node.style is None else expanded
         for name in unset:
             message = (
                 f"environment variable {name} is not set; set it or write ${{{name}:-default}}"
@@ -316,7 +318,7 @@ def build_config(
     from evroute.sinks import SINK_KINDS  # the sink kinds own their options
 
     base_dir = config_path.parent
-    if root is None:
+    if root is None or root.value is None:
         checker.error(
             None, "", "the config is empty; it needs at least version: 1, consumers and routes"
         )
@@ -329,7 +331,7 @@ def build_config(
 
     if "version" not in top:
         checker.error(root, "version", "missing; add `version: 1` at the top of the config")
-    elif top["version"].value != 1 or isinstance(top["version"].value, bool):
+    elif type(top["version"].value) is not int or top["version"].value != 1:
         checker.error(
             top["version"],
             "version",

@@ -18,8 +18,11 @@ class BadReference(ValueError):
     pass
 
 
-def expand(text: str, environ: Mapping[str, str], unset: list[str]) -> str:
-    """Substitute references; unset variables without default become "" and are listed."""
+def expand(
+    text: str, environ: Mapping[str, str], unset: list[str], keep_unset: bool = False
+) -> str:
+    """Substitute references; unset variables without default are listed, and become ""
+    (or stay as written with `keep_unset`, so a config can be checked without secrets)."""
 
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
@@ -33,8 +36,9 @@ def expand(text: str, environ: Mapping[str, str], unset: list[str]) -> str:
         if default is not None:
             return value if value else default
         if value is None:
-            unset.append(name)
-            return ""
+            if name not in unset:
+                unset.append(name)
+            return match.group(0) if keep_unset else ""
         return value
 
     if "$" not in text:

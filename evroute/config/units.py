@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from decimal import Decimal
 
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -26,6 +28,8 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 10s, 250ms or 5m, got a boolean")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError("a duration must be a finite number of seconds")
         if value < 0:
             raise ValueError("a duration cannot be negative")
         return float(value)
@@ -47,5 +51,5 @@ def parse_size(value: object) -> int:
     if isinstance(value, str):
         match = _SIZE.match(value)
         if match:
-            return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+            return int(Decimal(match.group(1)) * _SIZE_UNITS[match.group(2)])
     raise ValueError(f"expected a size such as 65536, 64KiB or 1MiB, got {value!r}")

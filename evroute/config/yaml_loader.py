@@ -108,27 +108,69 @@ def _construct_scalar(node: yaml.ScalarNode) -> Any:
     return text
 
 
+# Aliases are expanded into a tree; these bounds keep a hostile config (an alias bomb,
+# a self-referring alias, thousands of nested brackets) from exhausting time or memory.
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def resolve_plain(text: str) -> Any:
+    """A plain scalar's value under the core schema: what `${VAR}` in `buffer: ${VAR}` gives."""
+    resolver = CoreSchemaLoader.__new__(CoreSchemaLoader)
+    tag = resolver.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    return _construct_scalar(yaml.ScalarNode(tag, text))
+
+
 class _Builder:
     def __init__(self, text: str) -> None:
         self.text = text
         self.problems: list[LoadProblem] = []
+        self.values = 0
+        self.open: set[int] = set()  # collections being built, to catch an alias to itself
 
-    def build(self, node: yaml.Node) -> Node:
+    def build(self, node: yaml.Node, depth: int = 0) -> Node:
         line, column = node.start_mark.line + 1, node.start_mark.column + 1
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise _TooLarge(f"the config expands to more than {MAX_VALUES:,} values (aliases?)")
+        if depth > MAX_DEPTH:
+            raise _TooLarge(f"the config is nested more than {MAX_DEPTH} levels deep")
         if isinstance(node, yaml.ScalarNode):
+            source = self.text[node.start_mark.index : node.end_mark.index]
             if node.tag not in (TAG_NULL, TAG_BOOL, TAG_INT, TAG_FLOAT, TAG_STR):
                 self.problems.append(
                     LoadProblem(line, column, f"unsupported YAML tag {node.tag!r}")
                 )
-            source = self.text[node.start_mark.index : node.end_mark.index]
-            return Node(_construct_scalar(node), line, column, node.style, source)
+                return Node(node.value, line, column, node.style, source)
+            try:
+                value = _construct_scalar(node)
+            except ValueError:
+                kind = node.tag.rsplit(":", 1)[-1]
+                self.problems.append(
+                    LoadProblem(line, column, f"{node.value!r} is not a valid {kind}")
+                )
+                value = node.value
+            return Node(value, line, column, node.style, source)
+        if id(node) in self.open:
+            raise _TooLarge(f"an alias at line {line} refers to a collection that contains it")
+        self.open.add(id(node))
+        try:
+            return self._build_collection(node, line, column, depth)
+        finally:
+            self.open.discard(id(node))
+
+    def _build_collection(self, node: yaml.Node, line: int, column: int, depth: int) -> Node:
         if isinstance(node, yaml.SequenceNode):
-            return Node([self.build(item) for item in node.value], line, column)
+            return Node([self.build(item, depth + 1) for item in node.value], line, column)
         if isinstance(node, yaml.MappingNode):
             values: dict[str, Node] = {}
             keys: dict[str, Node] = {}
             for key_node, value_node in node.value:
-                key = self.build(key_node)
+                key = self.build(key_node, depth + 1)
                 if not isinstance(key.value, str):
                     self.problems.append(
                         LoadProblem(key.line, key.column, "mapping keys must be strings")
@@ -145,7 +187,7 @@ class _Builder:
                     )
                     continue
                 keys[key.value] = key
-                values[key.value] = self.build(value_node)
+                values[key.value] = self.build(value_node, depth + 1)
             return Node(values, line, column, keys=keys)
         raise TypeError(f"unexpected YAML node {node!r}")  # pragma: no cover
 
@@ -166,8 +208,13 @@ def load_yaml(text: str) -> tuple[Node | None, list[LoadProblem]]:
         raise YAMLLoadError([LoadProblem(line, column, f"YAML syntax: {message}")]) from None
     except yaml.YAMLError as error:
         raise YAMLLoadError([LoadProblem(1, 1, f"YAML: {error}")]) from None
+    except RecursionError:
+        raise YAMLLoadError([LoadProblem(1, 1, "the config is nested too deeply")]) from None
     if root is None:
         return None, []
     builder = _Builder(text)
-    node = builder.build(root)
+    try:
+        node = builder.build(root)
+    except _TooLarge as error:
+        raise YAMLLoadError([LoadProblem(1, 1, str(error))]) from None
     return node, builder.problems

@@ -6,6 +6,7 @@ evaluator can replace the jmespath library's interpreter without touching caller
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jmespath
@@ -122,12 +123,21 @@ class Expression:
         return f"Expression({self.source!r})"
 
 
-def _check_functions(source: str, node: Any) -> None:
+def _call_position(source: str, name: str, occurrence: int) -> int | None:
+    """Where the n-th call of `name` starts; the parser keeps no positions, and its tree
+    visits calls in the order they are written."""
+    calls = [match.start() for match in re.finditer(rf"(?<![\w@]){re.escape(name)}\s*\(", source)]
+    return calls[occurrence] if occurrence < len(calls) else None
+
+
+def _check_functions(source: str, node: Any, seen: dict[str, int] | None = None) -> None:
     """Report unknown functions and wrong arities at compile time, not per event."""
+    seen = {} if seen is None else seen
     if node.get("type") == "function_expression":
         name = node["value"]
-        position = source.find(name + "(")
-        where = position if position >= 0 else None
+        occurrence = seen.get(name, 0)
+        seen[name] = occurrence + 1
+        where = _call_position(source, name, occurrence)
         spec = _FUNCTION_TABLE.get(name)
         if spec is None:
             raise ExpressionSyntaxError(f"unknown function {name}()", source, where)
@@ -142,7 +152,7 @@ def _check_functions(source: str, node: Any) -> None:
             )
     for child in node.get("children", ()):
         if isinstance(child, dict):
-            _check_functions(source, child)
+            _check_functions(source, child, seen)
 
 
 def compile(source: str) -> Expression:
