@@ -7,38 +7,13 @@ Takes full order events (the `vip-orders` route) or the slim objects of the
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-from collections.abc import Iterator
 from typing import Any
 
+from consumer_io import say, serve
+
 NAME = "notify"
-
-
-def say(text: str) -> None:
-    """One line on stdout in a single write, so lines from programs sharing it never mix."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
 BIG = 100
-
-
-def events() -> Iterator[dict[str, Any]]:
-    """JSON objects from stdin, one a line; anything else is noted on stderr and skipped."""
-    for raw in iter(sys.stdin.buffer.readline, b""):
-        line = raw.decode("utf-8", "replace").strip()
-        if not line:
-            continue
-        try:
-            event = json.loads(line)
-        except ValueError:
-            event = None
-        if isinstance(event, dict):
-            yield event
-        else:
-            print(f"{NAME}: skipped a line that is not a JSON object", file=sys.stderr, flush=True)
 
 
 def as_dict(value: object) -> dict[str, Any]:
@@ -78,18 +53,5 @@ def handle(event: dict[str, Any]) -> None:
     say(line)
 
 
-def main() -> int:
-    try:
-        for event in events():
-            handle(event)
-    except BrokenPipeError:
-        # Whoever read our stdout has gone (`| head`): stop quietly, and keep Python's
-        # final flush from complaining about the closed pipe.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except KeyboardInterrupt:
-        return 130
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve(NAME, handle))
