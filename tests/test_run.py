@@ -264,14 +264,13 @@ def test_a_signal_stops_reading_drains_and_writes_stats(
     assert stats["consumers"]["copy"]["delivered"] == 5
 
 
-def test_shutdown_of_a_stuck_consumer_is_bounded_and_dead_letters_the_rest(
-    tmp_path: Path,
-) -> None:
+def start_stuck_run(tmp_path: Path, shutdown_timeout: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """evroute run feeding a command that never reads, with plenty of input queued."""
     config = write_config(
         tmp_path,
         f"""
         version: 1
-        shutdown_timeout: 1s
+        shutdown_timeout: {shutdown_timeout}
         dead_letter: dead.jsonl
         consumers:
           stuck:
@@ -286,6 +285,13 @@ def test_shutdown_of_a_stuck_consumer_is_bounded_and_dead_letters_the_rest(
         [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl"), "--stats-json", str(stats_path)],
         stderr=subprocess.PIPE,
     )
+    return process, stats_path
+
+
+def test_shutdown_of_a_stuck_consumer_is_bounded_and_dead_letters_the_rest(
+    tmp_path: Path,
+) -> None:
+    process, stats_path = start_stuck_run(tmp_path, "1s")
     try:
         time.sleep(1.0)
         assert process.poll() is None  # held up by the stuck consumer, as `block` says
@@ -437,24 +443,7 @@ def test_unreadable_output_file_fails_that_consumer_only(tmp_path: Path) -> None
 
 
 def test_a_second_ctrl_c_stops_at_once(tmp_path: Path) -> None:
-    config = write_config(
-        tmp_path,
-        f"""
-        version: 1
-        shutdown_timeout: 60s
-        consumers:
-          stuck:
-            command: [{json.dumps(sys.executable)}, -c, "import time; time.sleep(60)"]
-        routes:
-          - {{name: all, to: stuck}}
-        """,
-    )
-    (tmp_path / "in.jsonl").write_bytes(events(100_000))
-    stats_path = tmp_path / "stats.json"
-    process = subprocess.Popen(
-        [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl"), "--stats-json", str(stats_path)],
-        stderr=subprocess.PIPE,
-    )
+    process, stats_path = start_stuck_run(tmp_path, "60s")
     try:
         time.sleep(1.0)
         process.send_signal(signal.SIGINT)
@@ -468,3 +457,5 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path: Path) -> None:
     assert b"Traceback" not in stderr
     stuck = read_stats(stats_path)["consumers"]["stuck"]
     assert stuck["dead_lettered"] > 0
+    reasons = {json.loads(line)["reason"] for line in (tmp_path / "dead.jsonl").open()}
+    assert reasons == {"shutdown"}
