@@ -157,24 +157,15 @@ class ConsumerQueue:
 
     def end(self) -> None:
         """The reader went away (stdout closed): what is queued and what comes is dropped."""
-        with self._lock:
-            self._mode = ENDED
-            self._not_empty.notify_all()
-            self._not_full.notify_all()
-        self._settle_rejected(self.take_all())
+        self._stop_accepting(ENDED)
 
     def fail(self, detail: str, reason: str = "delivery_failed") -> None:
         """The sink cannot deliver: what is queued and what comes is dead-lettered."""
+        self._stop_accepting(FAILED, detail, reason)
+
+    def _stop_accepting(self, mode: str, detail: str = "", reason: str = "") -> None:
         with self._lock:
-            self._mode = FAILED
-            self._mode_detail = detail
-            self._mode_reason = reason
+            self._mode, self._mode_detail, self._mode_reason = mode, detail, reason
             self._not_empty.notify_all()
             self._not_full.notify_all()
         self._settle_rejected(self.take_all())
-
-    def wake(self) -> None:
-        """Let a blocked put see that a stop was requested."""
-        with self._lock:
-            self._not_full.notify_all()
-            self._not_empty.notify_all()
