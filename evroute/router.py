@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
@@ -26,7 +25,9 @@ def _reject_constant(name: str) -> Any:
 
 # orjson reads integers beyond 64 bits as floats, losing digits; such lines (and lines with
 # long digit runs in strings, harmlessly) are parsed again by the json module, exactly.
-_LONG_DIGITS = re.compile(rb"[0-9]{19,}")
+# Mapping digits to "0" and looking for 19 of them is several times faster than a regex.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 19
 
 
 def parse_event(line: bytes) -> dict[str, Any]:
@@ -38,7 +39,7 @@ def parse_event(line: bytes) -> dict[str, Any]:
             raise Malformed(f"invalid JSON: {error}") from None
         event = _parse_exactly(line)
     else:
-        if _LONG_DIGITS.search(line):
+        if _LONG_DIGITS in line.translate(_DIGITS_TO_ZERO):
             event = _parse_exactly(line)
     if not isinstance(event, dict):
         raise Malformed(f"expected a JSON object, got {type(event).__name__}")
