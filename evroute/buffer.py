@@ -16,6 +16,7 @@ from evroute.stats import ConsumerStats
 
 # While blocked, re-check for shutdown this often: waking a few times a second at most.
 WAIT_SLICE_S = 0.25
+SHUTDOWN_DETAIL = "evroute was stopped before delivery"
 
 
 class Envelope(NamedTuple):
@@ -56,12 +57,9 @@ class ConsumerQueue:
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
 
-    def __len__(self) -> int:
-        return len(self._items)
-
     @property
-    def accepting(self) -> bool:
-        """False once the consumer's reader has gone away for good."""
+    def has_reader(self) -> bool:
+        """False once the consumer's reader has gone away for good (stdout closed)."""
         return self._mode != ENDED
 
     def _has_room(self, payload_size: int) -> bool:
@@ -88,6 +86,8 @@ class ConsumerQueue:
                         while not self._has_room(size) and self._mode == OPEN:
                             if self._should_stop():
                                 break
+                            # the writer may be waiting for what this batch put so far
+                            self._not_empty.notify()
                             self._not_full.wait(WAIT_SLICE_S)
                         if self._mode != OPEN or not self._has_room(size):
                             rejected = items[index:]
@@ -113,21 +113,31 @@ class ConsumerQueue:
 
     def _settle_rejected(self, items: list[Envelope]) -> None:
         if self._mode == ENDED:
-            with self._lock:
-                self.stats.dropped += len(items)
-                self.stats.dropped_by_reader += len(items)
+            self.drop_for_reader(items)
         elif self._mode == FAILED:
             self.dead_letter(self._mode_reason, self._mode_detail, items)
         else:  # shutting down
-            self.dead_letter("shutdown", "evroute was stopped before delivery", items)
+            self.dead_letter("shutdown", SHUTDOWN_DETAIL, items)
+
+    def drop_for_reader(self, items: list[Envelope]) -> None:
+        """Items the reader will never get because it left: counted, not dead-lettered."""
+        with self._lock:
+            self.stats.dropped += len(items)
+            self.stats.dropped_by_reader += len(items)
 
     def dead_letter(self, reason: str, detail: str, items: list[Envelope]) -> None:
         with self._lock:
             self.stats.dead_lettered += len(items)
         self._reject(reason, detail, items)
 
-    def get_batch(self, max_items: int = 4096) -> list[Envelope] | None:
-        """Up to max_items in order, waiting for some; None once closed and empty."""
+    def get_batch(
+        self, on_take: Callable[[list[Envelope]], None], max_items: int = 4096
+    ) -> list[Envelope] | None:
+        """Up to max_items in order, waiting for some; None once closed and empty.
+
+        `on_take` sees the batch before the lock is released, so a batch is always
+        either queued or held by its writer, never in between.
+        """
         with self._lock:
             while not self._items:
                 if self._closed or self._mode != OPEN:
@@ -136,6 +146,7 @@ class ConsumerQueue:
             count = min(max_items, len(self._items))
             batch = [self._items.popleft() for _ in range(count)]
             self._bytes -= sum(len(item.payload) for item in batch)
+            on_take(batch)
             self._not_full.notify_all()
             return batch
 
@@ -146,12 +157,13 @@ class ConsumerQueue:
             self._not_empty.notify_all()
             self._not_full.notify_all()
 
-    def take_all(self) -> list[Envelope]:
-        """Remove and return everything queued (for shutdown or a failed sink)."""
+    def take_all(self, and_then: Callable[[], None] = lambda: None) -> list[Envelope]:
+        """Remove and return everything queued; `and_then` runs under the same lock."""
         with self._lock:
             items = list(self._items)
             self._items.clear()
             self._bytes = 0
+            and_then()
             self._not_full.notify_all()
             return items
 

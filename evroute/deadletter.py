@@ -5,22 +5,29 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
+from evroute.fileio import PartialWrite, open_private, write_all
+
 REASONS = (
-    "malformed",
-    "filter_error",
-    "delivery_failed",
-    "dropped",
-    "unmatched",
-    "shutdown",
-    "denied",
-)
+    "malformed", "filter_error", "delivery_failed", "dropped", "unmatched", "shutdown", "denied",
+)  # fmt: skip
 RAW_LIMIT = 4096
+
+
+class Letter(NamedTuple):
+    """One event (or line) to dead-letter, and where it came from."""
+
+    input: str | None
+    line: int | None
+    data: bytes  # a JSON object as it arrived when `parsed`, else the raw line
+    parsed: bool
+    total_bytes: int | None = None  # the full length, when `data` is only the start
 
 
 def utc_now() -> str:
@@ -32,12 +39,9 @@ def raw_text(line: bytes) -> str:
     return line[:RAW_LIMIT].decode("utf-8", errors="backslashreplace")
 
 
-def open_private(path: Path, truncate: bool = False) -> int:
-    """A file evroute keeps for itself: 0600, in folders it creates 0700."""
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if truncate else 0)
-    return os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o600)
+def undelivered(counts: Counter[str]) -> int:
+    """Dead letters that mean something was not delivered: all but `unmatched`."""
+    return sum(count for reason, count in counts.items() if reason != "unmatched")
 
 
 class DeadLetters:
@@ -50,92 +54,55 @@ class DeadLetters:
         self._fd: int | None = None
         self.write_error: str | None = None
 
-    def open(self) -> None:
-        """Check that the file can be written; it is created at the first dead letter."""
-        if self.path is not None and not self.path.exists():
-            parent = next((p for p in self.path.parents if p.exists()), None)
-            if parent is not None and not os.access(parent, os.W_OK):
-                raise PermissionError(13, "Permission denied", str(self.path))
+    def check_writable(self) -> None:
+        """Fail early when the file could not be created; it is created at the first letter."""
+        if self.path is None or self.path.exists():
+            return
+        parent = next((p for p in self.path.parents if p.exists()), None)
+        if parent is not None and not os.access(parent, os.W_OK):
+            raise PermissionError(13, "Permission denied", str(self.path))
 
     def add(
         self,
         reason: str,
         detail: str,
-        input_name: str | None,
-        line: int | None,
-        route: str | None = None,
-        consumer: str | None = None,
-        payload: bytes | None = None,
-        event: Any = None,
-        total_bytes: int | None = None,
-    ) -> None:
-        """Record one dead letter. `payload` is parsed for `event`, else kept as `raw`."""
-        self.add_many(
-            reason, detail, [(input_name, line, payload, event, total_bytes)], route, consumer
-        )
-
-    def add_many(
-        self,
-        reason: str,
-        detail: str,
-        items: list[tuple[str | None, int | None, bytes | None, Any, int | None]],
+        letters: Iterable[Letter],
         route: str | None = None,
         consumer: str | None = None,
     ) -> None:
-        """Record several dead letters of one reason: (input, line, payload, event, bytes)."""
-        if not items:
+        letters = list(letters)
+        if not letters:
             return
         with self._lock:
-            self.counts[reason] += len(items)
-            if self.path is None:
+            self.counts[reason] += len(letters)
+            if self.path is None or self.write_error is not None:
                 return
             now = utc_now()
             lines = []
-            for input_name, line, payload, event, total_bytes in items:
+            for letter in letters:
                 record: dict[str, Any] = {
-                    "time": now,
-                    "reason": reason,
-                    "detail": detail,
-                    "input": input_name,
-                    "line": line,
-                    "route": route,
-                    "consumer": consumer,
-                }
-                if event is None and payload is not None and total_bytes is None:
-                    try:
-                        event = orjson.loads(payload)
-                    except orjson.JSONDecodeError:
-                        event = None
-                if isinstance(event, dict):
-                    record["event"] = event
-                elif payload is not None:
-                    record["raw"] = raw_text(payload)
-                    size = total_bytes if total_bytes is not None else len(payload)
-                    if size > RAW_LIMIT or total_bytes is not None:
+                    "time": now, "reason": reason, "detail": detail, "input": letter.input,
+                    "line": letter.line, "route": route, "consumer": consumer,
+                }  # fmt: skip
+                if letter.parsed:
+                    # the event's own bytes: exact numbers, no second parse
+                    record["event"] = orjson.Fragment(letter.data.strip())
+                else:
+                    record["raw"] = raw_text(letter.data)
+                    size = letter.total_bytes or len(letter.data)
+                    if size > RAW_LIMIT or letter.total_bytes is not None:
                         record["bytes"] = size
-                lines.append(orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS))
+                lines.append(orjson.dumps(record))
             try:
                 if self._fd is None:
                     self._fd = open_private(self.path)
-                _write_all(self._fd, b"\n".join(lines) + b"\n")
-            except OSError as error:
+                write_all(self._fd, b"\n".join(lines) + b"\n")
+            except (OSError, PartialWrite) as error:
                 # counted all the same; the run reports that the file could not be written
-                self.write_error = f"cannot write dead letters to {self.path}: {error.strerror}"
-
-    @property
-    def failures(self) -> int:
-        """Dead letters that mean something was not delivered (all but `unmatched`)."""
-        return sum(count for reason, count in self.counts.items() if reason != "unmatched")
+                self.write_error = f"cannot write dead letters to {self.path}: {error}"
 
     def close(self) -> None:
         with self._lock:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]

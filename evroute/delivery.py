@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from evroute.buffer import ConsumerQueue, Envelope
+from evroute.buffer import SHUTDOWN_DETAIL, ConsumerQueue, Envelope
 from evroute.sinks import Sink, SinkEnded, SinkFailed
 from evroute.stats import ConsumerStats
 
@@ -31,65 +31,79 @@ class ConsumerWorker:
     def start(self) -> None:
         self.thread.start()
 
-    def _settle(self, batch: list[Envelope], outcome: str, detail: str = "") -> bool:
-        """Account for the in-flight batch once, whoever gets there first."""
+    def _hold(self, batch: list[Envelope]) -> None:
+        self._inflight = batch
+
+    def _settle(self, batch: list[Envelope], delivered: int, outcome: str, detail: str) -> None:
+        """Account for the in-flight batch once, whoever gets there first: its first
+        `delivered` items went out, the rest end as `outcome`."""
         with self._settle_lock:
             if self._inflight is not batch:
-                return False
+                return
             self._inflight = None
-        if outcome == "delivered":
-            self.stats.delivered += len(batch)
+        self.stats.delivered += delivered
+        rest = batch[delivered:]
+        if not rest:
+            return
+        if outcome == "ended":
+            self.queue.drop_for_reader(rest)
         else:
-            self.queue.dead_letter(outcome, detail, batch)
-        return True
+            self.queue.dead_letter(outcome, detail, rest)
 
     def abandon(self) -> None:
-        """The writer is stuck past the deadline: its in-flight batch is a shutdown loss."""
-        batch = self._inflight
-        if batch is not None:
-            self._settle(batch, "shutdown", "evroute was stopped before delivery")
+        """The writer is stuck past the deadline: what it holds and what is queued is lost
+        to the shutdown."""
+        held: list[list[Envelope]] = []
+        queued = self.queue.take_all(lambda: held.append(self._inflight or []))
+        self.queue.dead_letter("shutdown", SHUTDOWN_DETAIL, queued)
+        if held[0]:
+            self._settle(held[0], 0, "shutdown", SHUTDOWN_DETAIL)
+
+    def _fail(self, detail: str) -> None:
+        self.stats.state = "failed"
+        self.warn(f"consumer {self.sink.name!r} failed: {detail}; its events are dead letters")
+        self.queue.fail(detail)
 
     def _run(self) -> None:
-        name = self.sink.name
+        try:
+            self._deliver()
+        except Exception as error:  # a surprise must not lose events or kill the run
+            detail = f"internal error: {type(error).__name__}: {error}"
+            batch = self._inflight
+            if batch is not None:
+                self._settle(batch, 0, "delivery_failed", detail)
+            self._fail(detail)
+        try:
+            warning = self.sink.close()
+        except Exception as error:
+            warning = f"{type(error).__name__}: {error}"
+        if warning and not self.stopping():
+            self.warn(f"consumer {self.sink.name!r}: {warning}")
+        if self.stats.state == "running":
+            self.stats.state = "stopped" if self.stopping() else "done"
+
+    def _deliver(self) -> None:
         try:
             self.sink.open()
         except SinkFailed as error:
-            self.stats.state = "failed"
-            self.warn(f"consumer {name!r} failed: {error}; its events go to the dead letters")
-            self.queue.fail(str(error))
+            self._fail(str(error))
             return
         self.stats.state = "running"
-        while (batch := self.queue.get_batch()) is not None:
-            self._inflight = batch
+        while (batch := self.queue.get_batch(self._hold)) is not None:
             try:
                 self.sink.write([envelope.payload for envelope in batch])
-            except SinkEnded:
-                with self._settle_lock:
-                    if self._inflight is batch:
-                        self._inflight = None
-                        self.stats.dropped += len(batch)
-                        self.stats.dropped_by_reader += len(batch)
+            except SinkEnded as ended:
+                self._settle(batch, ended.delivered, "ended", str(ended))
                 self.stats.state = "closed"
                 self.queue.end()
-                break
-            except SinkFailed as error:
+                return
+            except SinkFailed as failed:
                 if self.stopping():
-                    self._settle(batch, "shutdown", f"evroute was stopped: {error}")
-                    self.queue.fail(f"evroute was stopped: {error}", reason="shutdown")
+                    detail = f"{SHUTDOWN_DETAIL}: {failed}"
+                    self._settle(batch, failed.delivered, "shutdown", detail)
+                    self.queue.fail(detail, reason="shutdown")
                 else:
-                    self._settle(batch, "delivery_failed", str(error))
-                    self.stats.state = "failed"
-                    self.warn(
-                        f"consumer {name!r} failed: {error}; its events go to the dead letters"
-                    )
-                    self.queue.fail(str(error))
-                break
-            self._settle(batch, "delivered")
-        try:
-            warning = self.sink.close()
-        except OSError as error:
-            warning = str(error)
-        if warning and not self.stopping():
-            self.warn(f"consumer {name!r}: {warning}")
-        if self.stats.state == "running":
-            self.stats.state = "done"
+                    self._settle(batch, failed.delivered, "delivery_failed", str(failed))
+                    self._fail(str(failed))
+                return
+            self._settle(batch, len(batch), "", "")

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from evroute.buffer import ConsumerQueue, Envelope
+from evroute.buffer import SHUTDOWN_DETAIL, ConsumerQueue, Envelope
 from evroute.config.model import Config
-from evroute.deadletter import DeadLetters
+from evroute.deadletter import DeadLetters, Letter, undelivered
 from evroute.delivery import ConsumerWorker
 from evroute.errors import EvrouteError, InputError
 from evroute.router import Router
@@ -62,9 +62,8 @@ class RunResult:
     @property
     def undelivered(self) -> bool:
         """Something was not delivered: malformed, dropped by a full buffer, dead-lettered."""
-        failed = sum(count for reason, count in self.dead_letters.items() if reason != "unmatched")
         dropped = sum(s.dropped - s.dropped_by_reader for s in self.stats.consumers.values())
-        return failed > 0 or dropped > 0
+        return undelivered(self.dead_letters) > 0 or dropped > 0
 
 
 class Pipeline:
@@ -101,10 +100,10 @@ class Pipeline:
             for item in items:
                 by_route.setdefault(item.route, []).append(item)
             for route, envelopes in by_route.items():
-                self.dead_letters.add_many(
+                self.dead_letters.add(
                     reason,
                     detail,
-                    [(e.input, e.line, e.original, None, None) for e in envelopes],
+                    (Letter(e.input, e.line, e.original, parsed=True) for e in envelopes),
                     route=route or None,
                     consumer=consumer,
                 )
@@ -122,19 +121,23 @@ class Pipeline:
             os.write(self._wakeup_write, b"!")
 
     def run(self) -> RunResult:
-        previous: dict[int, Any] = {}
-        if self.options.handle_signals and threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                previous[signum] = signal.signal(signum, self._on_signal)
         errors: list[str] = []
+        # Inputs are opened before the signal handlers go in: opening a FIFO with no
+        # writer blocks, and Ctrl-C must still be able to end that.
+        sources = open_sources(self.options.inputs)
+        previous: dict[int, Any] = {}
         try:
-            sources = open_sources(self.options.inputs)
             try:
-                self.dead_letters.open()
+                self.dead_letters.check_writable()
             except OSError as error:
                 raise EvrouteError(
-                    f"cannot open the dead letter file {self.config.dead_letter}: {error.strerror}"
+                    f"cannot write the dead letter file {self.config.dead_letter}: {error.strerror}"
                 ) from None
+            if self.options.handle_signals and (
+                threading.current_thread() is threading.main_thread()
+            ):
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    previous[signum] = signal.signal(signum, self._on_signal)
             for worker in self.workers:
                 worker.start()
             try:
@@ -148,6 +151,8 @@ class Pipeline:
         finally:
             for restored, handler in previous.items():
                 signal.signal(restored, handler)
+            for source in sources:
+                source.close()
             self.stats.finished = time.monotonic()
             self.dead_letters.close()
             os.close(self._wakeup_read)
@@ -155,8 +160,6 @@ class Pipeline:
         if self.dead_letters.write_error:
             errors.append(self.dead_letters.write_error)
         return RunResult(self.stats, self.dead_letters.counts, self.stop_signal, errors)
-
-    # reading
 
     def _read(self, sources: list[Source]) -> None:
         progress = self.options.progress
@@ -182,7 +185,7 @@ class Pipeline:
             progress.update(done_before)
 
     def _should_stop_reading(self) -> bool:
-        return self.stopping() or not any(queue.accepting for queue in self.queues.values())
+        return self.stopping() or not any(queue.has_reader for queue in self.queues.values())
 
     def _route(self, input_name: str, lines: list[Line]) -> None:
         pacer = self.options.pacer
@@ -208,8 +211,6 @@ class Pipeline:
         ready, _, _ = select.select([self._wakeup_read], [], [], seconds)
         return bool(ready) or self.stopping()
 
-    # shutdown
-
     def _drain(self) -> None:
         """Let the writers finish; on a stop, within shutdown_timeout, then force them."""
         while True:
@@ -226,11 +227,10 @@ class Pipeline:
             else:
                 alive[0].thread.join(0.25)
         for worker in alive:
-            worker.queue.dead_letter(
-                "shutdown", "evroute was stopped before delivery", worker.queue.take_all()
-            )
+            worker.queue.dead_letter("shutdown", SHUTDOWN_DETAIL, worker.queue.take_all())
             worker.sink.terminate()
-        self._join(alive, TERMINATE_GRACE_S)
+        if not self.abort:  # a second Ctrl-C allows no grace
+            self._join(alive, TERMINATE_GRACE_S)
         for worker in alive:
             if worker.thread.is_alive():
                 worker.sink.kill()
@@ -239,9 +239,6 @@ class Pipeline:
             if worker.thread.is_alive():
                 worker.abandon()
                 worker.stats.state = "abandoned"
-                worker.queue.dead_letter(
-                    "shutdown", "evroute was stopped before delivery", worker.queue.take_all()
-                )
 
     @staticmethod
     def _join(workers: list[ConsumerWorker], seconds: float) -> None:

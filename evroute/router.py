@@ -9,7 +9,7 @@ import orjson
 
 from evroute.buffer import ConsumerQueue, Envelope
 from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP, Config
-from evroute.deadletter import DeadLetters
+from evroute.deadletter import DeadLetters, Letter
 from evroute.expr import ExpressionError, is_truthy
 from evroute.sources.lines import Line, OversizeLine
 from evroute.stats import RouteStats, RunStats
@@ -35,7 +35,8 @@ def parse_event(line: bytes) -> dict[str, Any]:
     try:
         event = orjson.loads(line)
     except orjson.JSONDecodeError as error:
-        if "64-bit" not in str(error):
+        # beyond a float's range orjson gives up on a number that is valid JSON
+        if _LONG_DIGITS not in line.translate(_DIGITS_TO_ZERO):
             raise Malformed(f"invalid JSON: {error}") from None
         event = _parse_exactly(line)
     else:
@@ -92,17 +93,16 @@ class Router:
                     "malformed",
                     f"line of {line.length} bytes is over max_event_bytes "
                     f"({self.config.max_event_bytes})",
-                    input_name,
-                    number,
-                    payload=line.prefix,
-                    total_bytes=line.length,
+                    [Letter(input_name, number, line.prefix, False, line.length)],
                 )
                 continue
             try:
                 event = parse_event(line)
             except Malformed as error:
                 input_stats.malformed += 1
-                self.dead_letters.add("malformed", str(error), input_name, number, payload=line)
+                self.dead_letters.add(
+                    "malformed", str(error), [Letter(input_name, number, line, False)]
+                )
                 continue
             input_stats.events += 1
             matched = False
@@ -118,10 +118,8 @@ class Router:
                     self.dead_letters.add(
                         "filter_error",
                         str(error),
-                        input_name,
-                        number,
+                        [Letter(input_name, number, line, True)],
                         route=route.name,
-                        event=event,
                     )
                     continue
                 matched = True
@@ -137,7 +135,7 @@ class Router:
                     )
                 elif self.unmatched_dead_letter:
                     self.dead_letters.add(
-                        "unmatched", "no route matched", input_name, number, event=event
+                        "unmatched", "no route matched", [Letter(input_name, number, line, True)]
                     )
         self.stats.unmatched += unmatched_count
         for consumer, envelopes in outgoing.items():

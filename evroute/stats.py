@@ -34,10 +34,6 @@ class ConsumerStats:
     # drops because the reader closed the consumer's stdout: a reader's choice, not a failure
     dropped_by_reader: int = field(default=0, repr=False)
 
-    @property
-    def balanced(self) -> bool:
-        return self.enqueued == self.delivered + self.dropped + self.dead_lettered
-
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         del data["dropped_by_reader"]

@@ -1014,8 +1014,8 @@ def test_no_env_turns_unset_variable_into_a_warning(tmp_path):
     assert warning.severity == "warning"
     assert (warning.path, warning.line, warning.column) == ("consumers.archive.command", 4, 14)
     assert "EVR_TOKEN" in warning.message
-    # the reference is kept as written, so what is checked is what will run with the secret
-    assert config.consumers["archive"].options.argv == ("notify", "--token", "${EVR_TOKEN}")
+    # the variable's name stands in for its value, so the rest of the config is checked
+    assert config.consumers["archive"].options.argv == ("notify", "--token", "EVR_TOKEN")
     # the same config without no_env: an error
     config, issues = check(tmp_path, text, {})
     assert config is None
@@ -1194,3 +1194,66 @@ def test_version_must_be_the_integer_1(tmp_path, version):
     config, issues = check(tmp_path, MINIMAL.replace("version: 1", f"version: {version}"))
     assert config is None
     assert only_error(issues).path == "version"
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        "file: ${OUTDIR}/x.jsonl",
+        "file: ${OUT}",
+        "buffer: ${BUF}",
+        "on_full: ${POLICY}",
+    ],
+)
+def test_no_env_checks_the_rest_of_a_config_without_its_secrets(tmp_path, option):
+    text = MINIMAL.replace("    file: out/all.jsonl\n", f"    file: out/all.jsonl\n    {option}\n")
+    if option.startswith("file"):
+        text = MINIMAL.replace("file: out/all.jsonl", option)
+    config, issues = check(tmp_path, text, {}, no_env=True)
+    assert errors(issues) == []
+    assert [issue.severity for issue in issues] == ["warning"]
+    # without --no-env, the same config is an error
+    config, issues = check(tmp_path, text, {})
+    assert config is None
+
+
+def test_two_consumers_writing_one_file_is_an_error(tmp_path):
+    text = MINIMAL.replace(
+        "    file: out/all.jsonl\n",
+        "    file: out/all.jsonl\n  copy:\n    file: ./out/../out/all.jsonl\n",
+    ).replace("to: archive", "to: [archive, copy]")
+    config, issues = check(tmp_path, text)
+    assert config is None
+    error = only_error(issues)
+    assert error.path == "consumers.copy.file"
+    assert "'archive' writes this file too" in error.message
+
+
+def test_dead_letters_cannot_share_a_consumer_file(tmp_path):
+    _config, issues = check(tmp_path, MINIMAL + "dead_letter: out/all.jsonl\n")
+    assert only_error(issues).path == "dead_letter"
+
+
+@pytest.mark.parametrize("value", ['"a\\0b"', '["cat", "a\\0b"]'])
+def test_nul_characters_are_refused(tmp_path, value):
+    text = MINIMAL.replace("file: out/all.jsonl", f"command: {value}")
+    _config, issues = check(tmp_path, text)
+    assert "NUL" in only_error(issues).message
+
+
+def test_empty_consumers_section_is_an_error(tmp_path):
+    text = "version: 1\nconsumers: {}\nroutes:\n  - {name: r, to: x}\n"
+    _config, issues = check(tmp_path, text)
+    assert any(issue.path == "consumers" and "empty" in issue.message for issue in issues)
+
+
+def test_tags_on_collections_are_refused(tmp_path):
+    _config, issues = check(tmp_path, MINIMAL + "defaults: !custom {buffer: 5}\n")
+    assert "unsupported YAML tag" in only_error(issues).message
+
+
+def test_control_characters_are_located(tmp_path):
+    _config, issues = check(tmp_path, MINIMAL.replace("out/all", "out/a\x01ll"))
+    error = only_error(issues)
+    assert (error.line, error.column) == (4, 16)
+    assert "U+0001" in error.message

@@ -10,6 +10,7 @@ from evroute.config.check import Checker, Issue, build_config
 from evroute.config.model import Config, ConsumerConfig, QueueSettings, RouteConfig
 from evroute.config.yaml_loader import YAMLLoadError, load_yaml
 from evroute.errors import ConfigError
+from evroute.fileio import printable
 
 __all__ = [
     "Config",
@@ -26,7 +27,7 @@ def check_config(
     path: Path, environ: Mapping[str, str] | None = None, no_env: bool = False
 ) -> tuple[Config | None, list[Issue]]:
     """Every issue in the config at `path`, and the Config when there is no error."""
-    checker = Checker(str(path))
+    checker = Checker(printable(str(path)))
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -75,6 +76,8 @@ class Checker:
         line: int | None = None,
         column: int | None = None,
     ) -> None:
+        if severity == "error" and node is not None and node.unresolved:
+            return  # its value is a stand-in for an unset variable, already warned about
         line = line if line is not None else (node.line if node else 1)
         column = column if column is not None else (node.column if node else 1)
         self.issues.append(Issue(self.file, line, column, severity, path, message))
@@ -120,6 +123,9 @@ class Checker:
             return None
         if not allow_empty and not node.value:
             self.error(node, path, "must not be empty")
+            return None
+        if "\0" in node.value:
+            self.error(node, path, "must not contain a NUL character")
             return None
         return node.value
 
@@ -263,6 +269,8 @@ def expand_environment(
                 f"environment variable {name} is not set; set it or write ${{{name}:-default}}"
             )
             checker.report("warning" if no_env else "error", node, path, message)
+        # with --no-env the value is a stand-in: what it breaks is not the config's fault
+        node.unresolved = no_env and bool(unset)
 
 
 TOP_LEVEL_KEYS = (
@@ -332,11 +340,13 @@ def build_config(
     if "version" not in top:
         checker.error(root, "version", "missing; add `version: 1` at the top of the config")
     elif type(top["version"].value) is not int or top["version"].value != 1:
-        checker.error(
-            top["version"],
-            "version",
-            f"unsupported version {top['version'].value!r}; this evroute reads version 1",
+        written = top["version"].value
+        hint = (
+            "write version: 1 (the number, not quoted)"
+            if written == "1"
+            else ("this evroute reads version 1")
         )
+        checker.error(top["version"], "version", f"unsupported version {written!r}; {hint}")
 
     defaults = QueueSettings()
     if "defaults" in top:
@@ -363,6 +373,7 @@ def build_config(
 
     consumers: dict[str, ConsumerConfig] = {}
     consumer_nodes: dict[str, Node] = {}
+    section: dict[str, Node] | None = None
     if "consumers" not in top:
         checker.error(root, "consumers", "missing; a config needs at least one consumer")
     else:
@@ -390,6 +401,12 @@ def build_config(
             queue = read_queue_settings(checker, fields, path, defaults)
             if options is not None:
                 consumers[name] = ConsumerConfig(name, kind.name, options, queue)
+
+    if section is not None and not section:
+        checker.error(top["consumers"], "consumers", "is empty; a config needs a consumer")
+    check_shared_files(
+        checker, base_dir, consumers, consumer_nodes, dead_letter, top.get("dead_letter")
+    )
 
     unmatched = UNMATCHED_DROP
     if "unmatched" in top:
@@ -452,6 +469,38 @@ def build_config(
         max_event_bytes=max_event_bytes,
         shutdown_timeout=shutdown_timeout,
     )
+
+
+def check_shared_files(
+    checker: Checker,
+    base_dir: Path,
+    consumers: Mapping[str, ConsumerConfig],
+    nodes: Mapping[str, Node],
+    dead_letter: Path | None,
+    dead_letter_node: Node | None,
+) -> None:
+    """Two writers of one file interleave and, in overwrite mode, erase each other."""
+    writers: dict[Path, str] = {}
+    for name, consumer in consumers.items():
+        target = getattr(consumer.options, "path", None)
+        if consumer.kind != "file" or target in (None, "-"):
+            continue
+        path = Path(os.path.normpath(base_dir / target))
+        if path in writers:
+            checker.error(
+                nodes[name].value["file"],
+                join(join("consumers", name), "file"),
+                f"consumer {writers[path]!r} writes this file too; give each its own file",
+            )
+        writers[path] = name
+    if dead_letter is not None and dead_letter_node is not None:
+        path = Path(os.path.normpath(dead_letter))
+        if path in writers:
+            checker.error(
+                dead_letter_node,
+                "dead_letter",
+                f"consumer {writers[path]!r} writes this file; dead letters need their own",
+            )
 
 
 def read_route(

@@ -8,12 +8,6 @@ from collections.abc import Mapping
 _REFERENCE = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|(\{))")
 
 
-class UnsetVariable(Exception):
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(name)
-
-
 class BadReference(ValueError):
     pass
 
@@ -22,7 +16,8 @@ def expand(
     text: str, environ: Mapping[str, str], unset: list[str], keep_unset: bool = False
 ) -> str:
     """Substitute references; unset variables without default are listed, and become ""
-    (or stay as written with `keep_unset`, so a config can be checked without secrets)."""
+    (or, with `keep_unset`, their own name: a neutral word, so that a config can be
+    checked without its secrets)."""
 
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
@@ -38,7 +33,7 @@ def expand(
         if value is None:
             if name not in unset:
                 unset.append(name)
-            return match.group(0) if keep_unset else ""
+            return name if keep_unset else ""
         return value
 
     if "$" not in text:

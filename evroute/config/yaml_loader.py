@@ -55,6 +55,7 @@ class Node:
     style: str | None = None  # the scalar style: None (plain), "'", '"', "|", ">"
     source: str = ""  # the scalar's text as written in the file, for column mapping
     keys: dict[str, Node] = field(default_factory=dict)  # mapping keys, for their positions
+    unresolved: bool = False  # holds an unset ${VAR} (validate --no-env): its value is a guess
 
     @property
     def is_mapping(self) -> bool:
@@ -63,14 +64,6 @@ class Node:
     @property
     def is_sequence(self) -> bool:
         return isinstance(self.value, list)
-
-    def plain(self) -> Any:
-        """The value with positions stripped."""
-        if isinstance(self.value, dict):
-            return {key: item.plain() for key, item in self.value.items()}
-        if isinstance(self.value, list):
-            return [item.plain() for item in self.value]
-        return self.value
 
 
 @dataclass
@@ -155,6 +148,9 @@ class _Builder:
                 )
                 value = node.value
             return Node(value, line, column, node.style, source)
+        expected_tag = TAG_SEQ if isinstance(node, yaml.SequenceNode) else TAG_MAP
+        if node.tag != expected_tag:
+            self.problems.append(LoadProblem(line, column, f"unsupported YAML tag {node.tag!r}"))
         if id(node) in self.open:
             raise _TooLarge(f"an alias at line {line} refers to a collection that contains it")
         self.open.add(id(node))
@@ -199,6 +195,12 @@ def load_yaml(text: str) -> tuple[Node | None, list[LoadProblem]]:
     """
     try:
         root = yaml.compose(text, Loader=CoreSchemaLoader)
+    except yaml.reader.ReaderError as error:
+        line = text.count("\n", 0, error.position) + 1
+        column = error.position - (text.rfind("\n", 0, error.position) + 1) + 1
+        code = ord(error.character) if isinstance(error.character, str) else error.character
+        message = f"YAML: the control character U+{code:04X} is not allowed; remove it"
+        raise YAMLLoadError([LoadProblem(line, column, message)]) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         message = (

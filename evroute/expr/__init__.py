@@ -116,7 +116,7 @@ class Expression:
             return _INTERPRETER.visit(self._ast, data)
         except jmespath_errors.JMESPathError as error:
             raise ExpressionError(str(error)) from None
-        except (TypeError, ValueError, RecursionError) as error:
+        except Exception as error:  # an event must never crash the router (1e999 overflows)
             raise ExpressionError(f"{type(error).__name__}: {error}") from None
 
     def __repr__(self) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +14,17 @@ if TYPE_CHECKING:
 
 
 class SinkFailed(Exception):
-    """The sink cannot deliver (a command exited, a write failed)."""
+    """The sink cannot deliver (a command exited, a write failed).
+
+    `delivered` is how many payloads of the batch got out before it failed.
+    """
+
+    def __init__(self, message: str, delivered: int = 0) -> None:
+        super().__init__(message)
+        self.delivered = delivered
 
 
-class SinkEnded(Exception):
+class SinkEnded(SinkFailed):
     """The reader went away on purpose (stdout closed by `head`)."""
 
 
@@ -61,10 +67,3 @@ class SinkKind:
 
 def join_lines(payloads: list[bytes]) -> bytes:
     return b"\n".join(payloads) + b"\n"
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]

@@ -12,12 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evroute.sinks.base import Sink, SinkFailed, SinkKind, join_lines, write_all
+from evroute.fileio import PartialWrite, write_all
+from evroute.sinks.base import Sink, SinkFailed, SinkKind, join_lines
 
 if TYPE_CHECKING:
     from evroute.config.check import Checker
     from evroute.config.model import ConsumerConfig
     from evroute.config.yaml_loader import Node
+
+
+# How long a command that stopped reading may take to exit, before SIGTERM, then SIGKILL.
+LINGER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -33,8 +38,11 @@ def parse_options(
     node = fields["command"]
     command_path = join(path, "command")
     if isinstance(node.value, str):
+        text = checker.string(node, command_path)
+        if text is None:
+            return None
         try:
-            argv = shlex.split(node.value)
+            argv = shlex.split(text)
         except ValueError as error:
             checker.error(node, command_path, f"cannot split the command: {error}")
             return None
@@ -70,6 +78,7 @@ class CommandSink(Sink):
         super().__init__(config, base_dir)
         self.options: CommandOptions = config.options
         self.process: subprocess.Popen[bytes] | None = None
+        self.failed = False
 
     def open(self) -> None:
         group: dict[str, Any] = (
@@ -84,10 +93,9 @@ class CommandSink(Sink):
                 bufsize=0,
                 **group,
             )
-        except OSError as error:
-            raise SinkFailed(
-                f"cannot start {self.options.argv[0]!r}: {error.strerror or error}"
-            ) from None
+        except (OSError, ValueError) as error:
+            reason = error.strerror if isinstance(error, OSError) else None
+            raise SinkFailed(f"cannot start {self.options.argv[0]!r}: {reason or error}") from None
 
     def write(self, payloads: list[bytes]) -> None:
         process = self.process
@@ -95,8 +103,9 @@ class CommandSink(Sink):
             raise SinkFailed("the command is not running")
         try:
             write_all(process.stdin.fileno(), join_lines(payloads))
-        except OSError:
-            raise SinkFailed(self._gone()) from None
+        except PartialWrite as partial:
+            self.failed = True
+            raise SinkFailed(self._gone(), partial.complete_lines) from None
 
     def _gone(self) -> str:
         assert self.process is not None
@@ -113,10 +122,23 @@ class CommandSink(Sink):
         if process.stdin is not None:
             with contextlib.suppress(OSError):
                 process.stdin.close()
+        if self.failed:
+            # it closed its stdin but lives on: nothing more will reach it, so stop it
+            self._stop_lingering(process)
         returncode = process.wait()
         if returncode != 0:
             return f"the command ended with {describe_status(returncode)}"
         return None
+
+    def _stop_lingering(self, process: subprocess.Popen[bytes]) -> None:
+        try:
+            process.wait(timeout=LINGER_S)
+        except subprocess.TimeoutExpired:
+            self.terminate()
+            try:
+                process.wait(timeout=LINGER_S)
+            except subprocess.TimeoutExpired:
+                self.kill()
 
     def _signal(self, signum: int) -> None:
         process = self.process

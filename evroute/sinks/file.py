@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evroute.sinks.base import Sink, SinkEnded, SinkFailed, SinkKind, join_lines, write_all
+from evroute.fileio import PartialWrite, write_all
+from evroute.sinks.base import Sink, SinkEnded, SinkFailed, SinkKind, join_lines
 
 if TYPE_CHECKING:
     from evroute.config.check import Checker
@@ -60,26 +61,36 @@ class FileSink(Sink):
 
     def open(self) -> None:
         if self.is_stdout:
-            self.fd = os.dup(1)
+            try:
+                self.fd = os.dup(1)
+            except OSError as error:
+                raise SinkFailed(f"cannot use stdout: {error.strerror}") from None
             return
         path = self.base_dir / self.options.path
-        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-        flags |= os.O_TRUNC if self.options.mode == "overwrite" else os.O_APPEND
+        # O_APPEND in both modes: writes land at the end even if something else
+        # (another run, a second descriptor) writes the same file
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        if self.options.mode == "overwrite":
+            flags |= os.O_TRUNC
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.fd = os.open(path, flags, 0o666)
-        except OSError as error:
-            raise SinkFailed(f"cannot open {path}: {error.strerror}") from None
+        except (OSError, ValueError) as error:
+            reason = error.strerror if isinstance(error, OSError) else str(error)
+            raise SinkFailed(f"cannot open {path}: {reason}") from None
 
     def write(self, payloads: list[bytes]) -> None:
         if self.fd is None:
             raise SinkFailed("the file is not open")
         try:
             write_all(self.fd, join_lines(payloads))
-        except OSError as error:
+        except PartialWrite as partial:
+            delivered, error = partial.complete_lines, partial.error
             if self.is_stdout and error.errno in (errno.EPIPE, errno.EBADF):
-                raise SinkEnded("stdout was closed by its reader") from None
-            raise SinkFailed(f"cannot write {self.options.path}: {error.strerror}") from None
+                raise SinkEnded("stdout was closed by its reader", delivered) from None
+            raise SinkFailed(
+                f"cannot write {self.options.path}: {error.strerror}", delivered
+            ) from None
 
     def close(self) -> str | None:
         if self.fd is not None:

@@ -8,8 +8,10 @@ import select
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from evroute.errors import InputError
+from evroute.fileio import printable
 
 CHUNK_BYTES = 256 << 10
 
@@ -18,7 +20,7 @@ class Source:
     """A named input read in chunks. `size` is known for regular files."""
 
     def __init__(self, name: str, path: Path | None) -> None:
-        self.name = name
+        self.name = printable(name)
         self.path = path
         self.size: int | None = None
         self.position = 0  # bytes consumed from the underlying file, for progress
@@ -26,9 +28,15 @@ class Source:
     def chunks(self, wakeup_fd: int | None) -> Iterator[bytes]:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release the input; safe to call more than once."""
+
+    def _read_error(self, error: OSError) -> InputError:
+        return InputError(f"{self.name}: cannot read: {error.strerror or error}")
+
 
 class FdSource(Source):
-    """stdin or an uncompressed file, read with os.read.
+    """stdin, a file or a FIFO, read with os.read.
 
     A read returns what is ready, so typed lines are routed at once; select() also
     watches `wakeup_fd`, which a signal handler writes to, so Ctrl-C is never stuck
@@ -37,7 +45,7 @@ class FdSource(Source):
 
     def __init__(self, name: str, path: Path | None, fd: int, owns_fd: bool) -> None:
         super().__init__(name, path)
-        self.fd = fd
+        self.fd: int | None = fd
         self.owns_fd = owns_fd
         info = os.fstat(fd)
         self.is_regular = stat.S_ISREG(info.st_mode)
@@ -45,65 +53,83 @@ class FdSource(Source):
             self.size = info.st_size
 
     def chunks(self, wakeup_fd: int | None) -> Iterator[bytes]:
-        try:
-            while True:
+        fd = self.fd
+        assert fd is not None
+        while True:
+            try:
                 if not self.is_regular and wakeup_fd is not None:
-                    ready, _, _ = select.select([self.fd, wakeup_fd], [], [])
-                    if wakeup_fd in ready and self.fd not in ready:
+                    ready, _, _ = select.select([fd, wakeup_fd], [], [])
+                    if wakeup_fd in ready and fd not in ready:
                         return
-                chunk = os.read(self.fd, CHUNK_BYTES)
-                if not chunk:
-                    return
-                self.position += len(chunk)
-                yield chunk
-        finally:
-            if self.owns_fd:
-                os.close(self.fd)
+                chunk = os.read(fd, CHUNK_BYTES)
+            except OSError as error:
+                raise self._read_error(error) from None
+            if not chunk:
+                return
+            self.position += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        if self.owns_fd and self.fd is not None:
+            os.close(self.fd)
+        self.fd = None
 
 
 class GzipSource(Source):
+    def __init__(self, name: str, path: Path, raw: BinaryIO) -> None:
+        super().__init__(name, path)
+        self.raw: BinaryIO | None = raw
+        self.size = os.fstat(raw.fileno()).st_size
+
     def chunks(self, wakeup_fd: int | None) -> Iterator[bytes]:
-        assert self.path is not None
-        with open(self.path, "rb") as raw, gzip.GzipFile(fileobj=raw) as stream:
-            self.size = os.fstat(raw.fileno()).st_size
-            while True:
-                try:
-                    chunk = stream.read(CHUNK_BYTES)
-                except (OSError, EOFError) as error:
-                    raise InputError(f"{self.name}: cannot decompress: {error}") from None
-                if not chunk:
-                    return
-                self.position = raw.tell()
-                yield chunk
+        assert self.raw is not None
+        stream = gzip.GzipFile(fileobj=self.raw)
+        while True:
+            try:
+                chunk = stream.read(CHUNK_BYTES)
+            except (OSError, EOFError) as error:
+                raise InputError(f"{self.name}: cannot decompress: {error}") from None
+            if not chunk:
+                return
+            self.position = self.raw.tell()
+            yield chunk
+
+    def close(self) -> None:
+        if self.raw is not None:
+            self.raw.close()
+        self.raw = None
+
+
+def _open(name: str, base: Path | None) -> Source:
+    path = Path(name) if base is None or Path(name).is_absolute() else base / name
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) else str(error)
+        raise InputError(f"{printable(name)}: cannot read: {reason}") from None
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISDIR(mode):
+        os.close(fd)
+        raise InputError(f"{printable(name)}: is a folder; name the files in it")
+    if path.suffix == ".gz" and stat.S_ISREG(mode):
+        return GzipSource(name, path, os.fdopen(fd, "rb"))
+    return FdSource(name, path, fd, owns_fd=True)
 
 
 def open_sources(names: list[str], base: Path | None = None) -> list[Source]:
-    """Sources for the inputs named (`-` is stdin), checked before anything is read."""
+    """Sources for the inputs named (`-` is stdin), all checked before anything is read."""
     sources: list[Source] = []
     problems: list[str] = []
     for name in names or ["-"]:
         if name == "-":
             sources.append(FdSource("-", None, 0, owns_fd=False))
             continue
-        path = Path(name) if base is None or Path(name).is_absolute() else base / name
-        if path.suffix == ".gz":
-            if not os.access(path, os.R_OK):
-                why = "permission denied" if path.exists() else "no such file"
-                problems.append(f"{name}: cannot read: {why}")
-                continue
-            source: Source = GzipSource(name, path)
-            source.size = path.stat().st_size
-            sources.append(source)
-            continue
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError as error:
-            problems.append(f"{name}: cannot read: {error.strerror}")
-            continue
-        sources.append(FdSource(name, path, fd, owns_fd=True))
+            sources.append(_open(name, base))
+        except InputError as error:
+            problems.append(str(error))
     if problems:
         for source in sources:
-            if isinstance(source, FdSource) and source.owns_fd:
-                os.close(source.fd)
+            source.close()
         raise InputError("; ".join(problems))
     return sources
