@@ -53,7 +53,9 @@ class ConsumerQueue:
         self._mode = OPEN  # ENDED: the reader went away; FAILED: the sink cannot deliver
         self._mode_detail = ""
         self._mode_reason = "delivery_failed"
-        self._lock = threading.Lock()
+        # reentrant: a sink that stops accepting settles its backlog under the lock, so
+        # those dead letters come before any of the events the router offers later
+        self._lock = threading.RLock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
 
@@ -179,5 +181,4 @@ class ConsumerQueue:
         with self._lock:
             self._mode, self._mode_detail, self._mode_reason = mode, detail, reason
             self._not_empty.notify_all()
-            self._not_full.notify_all()
-        self._settle_rejected(self.take_all())
+            self._settle_rejected(self.take_all())

@@ -26,14 +26,7 @@ app = typer.Typer(
 )
 
 # Commands that DESIGN.md promises and a later version brings.
-LATER_COMMANDS = {
-    "explain": "evroute explain",
-    "test": "evroute test",
-    "graph": "evroute graph",
-    "schema": "evroute schema",
-    "audit": "evroute audit",
-    "import": "evroute import",
-}
+LATER_COMMANDS = ("explain", "test", "graph", "schema", "audit", "import")
 
 
 def stderr_console() -> Console:
@@ -75,6 +68,10 @@ StatsJsonOption = Annotated[
         "--stats-json", help="Write the final stats as JSON to this file.", show_default=False
     ),
 ]
+
+
+# Options DESIGN.md promises that a later version brings: refused, never ignored.
+LaterOption = Annotated[str | None, typer.Option(hidden=True, show_default=False)]
 
 
 def version_callback(value: bool) -> None:
@@ -181,8 +178,20 @@ def replay(
     ] = None,
     stats: StatsOption = StatsMode.auto,
     stats_json: StatsJsonOption = None,
+    archive: LaterOption = None,
+    from_: Annotated[str | None, typer.Option("--from", hidden=True)] = None,
+    until: LaterOption = None,
+    dead_letters: LaterOption = None,
 ) -> None:
     """Replay recorded events through the routes, as fast as possible or paced."""
+    for later, flag in (
+        (archive, "--archive"), (from_, "--from"), (until, "--until"),
+        (dead_letters, "--dead-letters"),
+    ):  # fmt: skip
+        if later is not None:
+            raise typer.BadParameter(
+                "is not supported yet in this version of evroute", param_hint=flag
+            )
     if speed is not None and rate is not None:
         raise typer.BadParameter("cannot be used with --rate; choose one", param_hint="--speed")
     for value, flag in ((speed, "--speed"), (rate, "--rate")):
@@ -256,18 +265,33 @@ def report_run(
         dead_letter = str(config.dead_letter) if config.dead_letter else None
         render.render_dead_letter_summary(console, result.dead_letters, dead_letter)
     for message in result.errors:
-        console.print(f"[bold red]error[/]: {escape(message)}", highlight=False, soft_wrap=True)
+        report_error(message, console)
 
 
-def report_error(message: str) -> None:
-    stderr_console().print(
-        f"[bold red]error[/]: {escape(message)}", highlight=False, soft_wrap=True
-    )
+def report_error(message: str, console: Console | None = None) -> None:
+    console = console or stderr_console()
+    console.print(f"[bold red]error[/]: {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     """The console script: exit with the code `program` gives."""
+    ensure_standard_streams()
     sys.exit(program(sys.argv[1:] if argv is None else argv))
+
+
+def ensure_standard_streams() -> None:
+    """Give closed stdin, stdout or stderr (`<&-`) /dev/null instead.
+
+    Otherwise the next file evroute opens takes their number and is read or written
+    as if it were one of them.
+    """
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # takes the lowest free number: this one
+            if getattr(sys, name) is None:
+                setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115
 
 
 def program(args: list[str]) -> int:
@@ -277,7 +301,7 @@ def program(args: list[str]) -> int:
     the library's errors arrive here as EvrouteError.
     """
     if args and args[0] in LATER_COMMANDS:
-        report_error(f"{LATER_COMMANDS[args[0]]} is not supported yet in this version of evroute")
+        report_error(f"evroute {args[0]} is not supported yet in this version of evroute")
         return ExitCode.USAGE
     try:
         app(args=args, prog_name="evroute")

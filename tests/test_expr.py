@@ -131,3 +131,8 @@ def test_equality_tells_booleans_from_numbers_at_any_depth(
     expression: str, data: Any, expected: bool
 ) -> None:
     assert expr.compile(expression).search(data) is expected
+
+
+def test_arithmetic_overflow_is_an_expression_error() -> None:
+    with pytest.raises(expr.ExpressionError, match="OverflowError"):
+        expr.compile("floor(to_number(x))").search({"x": "1e999"})

@@ -459,3 +459,140 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path: Path) -> None:
     assert stuck["dead_lettered"] > 0
     reasons = {json.loads(line)["reason"] for line in (tmp_path / "dead.jsonl").open()}
     assert reasons == {"shutdown"}
+
+
+def small_events(count: int) -> bytes:
+    return b"".join(b'{"n":%d}\n' % n for n in range(count))
+
+
+@pytest.mark.parametrize("buffer", ["", "buffer: 100"])
+def test_block_policy_with_batches_larger_than_the_queue(tmp_path: Path, buffer: str) -> None:
+    """A read batch holds more events than the queue: the writer must be woken meanwhile."""
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        defaults: {{{buffer}}}
+        consumers:
+          all: {{file: out.jsonl}}
+        routes: [{{name: all, to: all}}]
+        """,
+    )
+    (tmp_path / "in.jsonl").write_bytes(small_events(100_000))
+    result = subprocess.run(
+        [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl")],
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert (tmp_path / "out.jsonl").read_bytes() == small_events(100_000)
+
+
+def test_a_consumer_failing_while_the_input_is_blocked_on_it(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        dead_letter: dead.jsonl
+        consumers:
+          quitter:
+            command: [{json.dumps(sys.executable)}, -c, "import sys; sys.stdin.readline()"]
+            buffer: 10
+        routes: [{{name: all, to: quitter}}]
+        """,
+    )
+    (tmp_path / "in.jsonl").write_bytes(events(50_000))
+    stats_path = tmp_path / "stats.json"
+    result = subprocess.run(
+        [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl"), "--stats-json", str(stats_path)],
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode == 3, result.stderr.decode()
+    quitter = read_stats(stats_path)["consumers"]["quitter"]
+    assert quitter["enqueued"] == 50_000
+    assert quitter["dead_lettered"] > 0
+
+
+def test_events_the_pipe_took_before_a_command_died_count_as_delivered(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        dead_letter: dead.jsonl
+        consumers:
+          three: {command: [head, -n, "3"]}
+        routes: [{name: all, to: three}]
+        """,
+    )
+    (tmp_path / "in.jsonl").write_bytes(events(20_000))
+    stats_path = tmp_path / "stats.json"
+    result = subprocess.run(
+        [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl"), "--stats-json", str(stats_path)],
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode == 3
+    assert result.stdout == events(3)
+    three = read_stats(stats_path)["consumers"]["three"]
+    assert three["delivered"] >= 3
+    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").open()]
+    assert len(dead) == three["dead_lettered"]
+    # nothing head read is called undelivered, and the rest is there in order
+    assert [letter["line"] for letter in dead] == list(range(three["delivered"] + 1, 20_001))
+
+
+def test_a_folder_as_input_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers: {all: {file: out.jsonl}}
+        routes: [{name: all, to: all}]
+        """,
+    )
+    (tmp_path / "logs.gz").mkdir()
+    code = program(["run", str(config), str(tmp_path), str(tmp_path / "logs.gz")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "is a folder" in err and "logs.gz" in err
+    assert not (tmp_path / "out.jsonl").exists() or (tmp_path / "out.jsonl").read_bytes() == b""
+
+
+def test_closed_standard_streams(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers: {all: {file: out.jsonl}}
+        routes: [{name: all, to: all}]
+        """,
+    )
+    command = f"{' '.join(EVROUTE)} run {config} --stats json <&- 2>&-"
+    result = subprocess.run(["bash", "-c", command], capture_output=True, timeout=30)
+    assert result.returncode == 0
+    assert (tmp_path / "out.jsonl").read_bytes() == b""
+
+
+def test_ctrl_c_while_waiting_for_a_fifo_writer(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers: {all: {file: out.jsonl}}
+        routes: [{name: all, to: all}]
+        """,
+    )
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    process = subprocess.Popen([*EVROUTE, "run", str(config), str(fifo)], stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert b"Traceback" not in stderr
