@@ -74,7 +74,7 @@ class Pipeline:
         self.dead_letters = DeadLetters(config.dead_letter)
         self.stop_signal: int | None = None
         self.stop_time: float | None = None
-        self.abort = False
+        self.stop_now = False
         self._wakeup_read, self._wakeup_write = os.pipe()
         os.set_blocking(self._wakeup_write, False)
         self.queues: dict[str, ConsumerQueue] = {}
@@ -82,7 +82,7 @@ class Pipeline:
         for name, consumer in config.consumers.items():
             consumer_stats = self.stats.consumers[name] = ConsumerStats()
             queue = ConsumerQueue(
-                consumer.queue, consumer_stats, self._rejecter(name), self.stopping
+                consumer.queue, consumer_stats, self._dead_letterer(name), self.stopping
             )
             self.queues[name] = queue
             sink = SINK_KINDS[consumer.kind].create(consumer, config.base_dir)
@@ -92,9 +92,9 @@ class Pipeline:
         self.router = Router(config, self.queues, self.dead_letters, self.stats)
 
     def stopping(self) -> bool:
-        return self.stop_signal is not None or self.abort
+        return self.stop_signal is not None or self.stop_now
 
-    def _rejecter(self, consumer: str) -> Callable[[str, str, list[Envelope]], None]:
+    def _dead_letterer(self, consumer: str) -> Callable[[str, str, list[Envelope]], None]:
         def reject(reason: str, detail: str, items: list[Envelope]) -> None:
             by_route: dict[str, list[Envelope]] = {}
             for item in items:
@@ -116,7 +116,7 @@ class Pipeline:
             self.stop_signal = signum
             self.stop_time = time.monotonic()
         else:
-            self.abort = True
+            self.stop_now = True
         with contextlib.suppress(OSError):
             os.write(self._wakeup_write, b"!")
 
@@ -217,7 +217,7 @@ class Pipeline:
             alive = [worker for worker in self.workers if worker.thread.is_alive()]
             if not alive:
                 return
-            if self.abort:
+            if self.stop_now:
                 break
             if self.stop_time is not None:
                 remaining = self.stop_time + self.config.shutdown_timeout - time.monotonic()
@@ -229,7 +229,7 @@ class Pipeline:
         for worker in alive:
             worker.queue.dead_letter("shutdown", SHUTDOWN_DETAIL, worker.queue.take_all())
             worker.sink.terminate()
-        if not self.abort:  # a second Ctrl-C allows no grace
+        if not self.stop_now:  # a second Ctrl-C allows no grace
             self._join(alive, TERMINATE_GRACE_S)
         for worker in alive:
             if worker.thread.is_alive():
