@@ -42,7 +42,10 @@ class LineSplitter:
                 chunk = chunk[len(BOM) :]
         if self._oversize is not None:
             end = chunk.find(b"\n")
+            rest = chunk if end < 0 else chunk[:end]
             prefix, length = self._oversize
+            if len(prefix) < RAW_LIMIT:
+                prefix += rest[: RAW_LIMIT - len(prefix)]
             if end < 0:
                 self._oversize = OversizeLine(prefix, length + len(chunk))
                 return lines
