@@ -1,3 +1,3 @@
-from evroute.cli import main
+from evroute.entry import main
 
 main()

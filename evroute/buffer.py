@@ -41,12 +41,12 @@ class ConsumerQueue:
         settings: QueueSettings,
         stats: ConsumerStats,
         reject: Reject,
-        should_stop: Callable[[], bool] = lambda: False,
+        out_of_time: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
         self.stats = stats
         self._reject = reject
-        self._should_stop = should_stop
+        self._out_of_time = out_of_time
         self._items: deque[Envelope] = deque()
         self._bytes = 0
         self._closed = False  # no more puts: the input is done
@@ -86,7 +86,7 @@ class ConsumerQueue:
                     size = len(item.payload)
                     if policy == "block":
                         while not self._has_room(size) and self._mode == OPEN:
-                            if self._should_stop():
+                            if self._out_of_time():
                                 break
                             # the writer may be waiting for what this batch put so far
                             self._not_empty.notify()
@@ -158,6 +158,14 @@ class ConsumerQueue:
             self._closed = True
             self._not_empty.notify_all()
             self._not_full.notify_all()
+
+    def fail_when_idle(self, idle: Callable[[], bool], detail: str) -> bool:
+        """fail(), if `idle()` holds: checked under the lock that taking a batch holds."""
+        with self._lock:
+            if not idle():
+                return False
+            self.fail(detail)
+            return True
 
     def take_all(self, and_then: Callable[[], None] = lambda: None) -> list[Envelope]:
         """Remove and return everything queued; `and_then` runs under the same lock."""

@@ -31,7 +31,7 @@ LATER_COMMANDS = ("explain", "test", "graph", "schema", "audit", "import")
 
 def stderr_console() -> Console:
     # emoji off: a message quoting ":fire:" from a config must print as written
-    return Console(stderr=True, emoji=False)
+    return render.StatusConsole(stderr=True, emoji=False)
 
 
 def stdout_console() -> Console:
@@ -258,12 +258,18 @@ def report_run(
         except OSError as error:
             result.errors.append(f"cannot write --stats-json {stats_json}: {error.strerror}")
     if stats_mode is StatsMode.json:
-        sys.stderr.write(orjson.dumps(data).decode() + "\n")
+        try:
+            sys.stderr.write(orjson.dumps(data).decode() + "\n")
+            sys.stderr.flush()
+        except OSError:
+            pass  # nobody reads stderr any more; the exit code still tells
     elif stats_mode is not StatsMode.off:
         render.render_stats(console, result.stats)
     if stats_mode is not StatsMode.off:
         dead_letter = str(config.dead_letter) if config.dead_letter else None
-        render.render_dead_letter_summary(console, result.dead_letters, dead_letter)
+        render.render_dead_letter_summary(
+            console, result.dead_letters, dead_letter, written=result.dead_letters_written
+        )
     for message in result.errors:
         report_error(message, console)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from evroute.buffer import SHUTDOWN_DETAIL, ConsumerQueue, Envelope
@@ -26,6 +27,8 @@ class ConsumerWorker:
         self.warn = warn
         self._inflight: list[Envelope] | None = None
         self._settle_lock = threading.Lock()
+        self._failed = False
+        self._closing = False
         self.thread = threading.Thread(target=self._run, name=f"consumer-{sink.name}", daemon=True)
 
     def start(self) -> None:
@@ -59,28 +62,50 @@ class ConsumerWorker:
         if held[0]:
             self._settle(held[0], 0, "shutdown", SHUTDOWN_DETAIL)
 
-    def _fail(self, detail: str) -> None:
-        self.stats.state = "failed"
-        self.warn(f"consumer {self.sink.name!r} failed: {detail}; its events are dead letters")
-        self.queue.fail(detail)
+    def _fail(self, detail: str, reason: str = "delivery_failed") -> None:
+        """The consumer cannot take more: its backlog and later events are dead letters."""
+        with self._settle_lock:
+            if self._failed:
+                return
+            self._failed = True
+        # the queue first: telling the user may itself fail (stderr closed)
+        self.queue.fail(detail, reason)
+        if reason == "delivery_failed":
+            self.stats.state = "failed"
+            self.warn(f"consumer {self.sink.name!r} failed: {detail}; its events are dead letters")
 
     def _run(self) -> None:
         try:
             self._deliver()
-        except Exception as error:  # a surprise must not lose events or kill the run
+        except BaseException as error:  # a surprise must not lose events or hang the run
             detail = f"internal error: {type(error).__name__}: {error}"
             batch = self._inflight
             if batch is not None:
                 self._settle(batch, 0, "delivery_failed", detail)
             self._fail(detail)
+        self._closing = True
         try:
             warning = self.sink.close()
-        except Exception as error:
+        except BaseException as error:
             warning = f"{type(error).__name__}: {error}"
         if warning and not self.stopping():
             self.warn(f"consumer {self.sink.name!r}: {warning}")
         if self.stats.state == "running":
             self.stats.state = "stopped" if self.stopping() else "done"
+
+    def _watch(self) -> None:
+        """Notice a process that exits while no event is on its way to it, and reap it."""
+        detail = self.sink.wait_for_exit()
+        if detail is None:
+            return
+        # While the writer holds a batch, its own failed write reports the exit, with the
+        # batch's dead letters before the backlog's; so fail only an idle consumer.
+        message = f"the command exited ({detail})"
+        while not (self._closing or self._failed):
+            if self.queue.fail_when_idle(lambda: self._inflight is None, message):
+                self._fail(message)  # the queue is failed already: this tells the user
+                return
+            time.sleep(0.05)
 
     def _deliver(self) -> None:
         try:
@@ -89,6 +114,11 @@ class ConsumerWorker:
             self._fail(str(error))
             return
         self.stats.state = "running"
+        if self.sink.has_process:
+            watcher = threading.Thread(
+                target=self._watch, name=f"watch-{self.sink.name}", daemon=True
+            )
+            watcher.start()
         while (batch := self.queue.get_batch(self._hold)) is not None:
             try:
                 self.sink.write([envelope.payload for envelope in batch])
@@ -101,7 +131,7 @@ class ConsumerWorker:
                 if self.stopping():
                     detail = f"{SHUTDOWN_DETAIL}: {failed}"
                     self._settle(batch, failed.delivered, "shutdown", detail)
-                    self.queue.fail(detail, reason="shutdown")
+                    self._fail(detail, reason="shutdown")
                 else:
                     self._settle(batch, failed.delivered, "delivery_failed", str(failed))
                     self._fail(str(failed))

@@ -58,6 +58,7 @@ class RunResult:
     dead_letters: Counter[str]
     signal: int | None = None
     errors: list[str] = field(default_factory=list)  # fatal problems, such as an unreadable input
+    dead_letters_written: bool = True
 
     @property
     def undelivered(self) -> bool:
@@ -82,7 +83,7 @@ class Pipeline:
         for name, consumer in config.consumers.items():
             consumer_stats = self.stats.consumers[name] = ConsumerStats()
             queue = ConsumerQueue(
-                consumer.queue, consumer_stats, self._dead_letterer(name), self.stopping
+                consumer.queue, consumer_stats, self._dead_letterer(name), self.out_of_time
             )
             self.queues[name] = queue
             sink = SINK_KINDS[consumer.kind].create(consumer, config.base_dir)
@@ -93,6 +94,14 @@ class Pipeline:
 
     def stopping(self) -> bool:
         return self.stop_signal is not None or self.stop_now
+
+    def out_of_time(self) -> bool:
+        """Stopping, and the drain may take no longer: what still waits is a shutdown loss."""
+        if self.stop_now:
+            return True
+        if self.stop_time is None:
+            return False
+        return time.monotonic() > self.stop_time + self.config.shutdown_timeout
 
     def _dead_letterer(self, consumer: str) -> Callable[[str, str, list[Envelope]], None]:
         def reject(reason: str, detail: str, items: list[Envelope]) -> None:
@@ -127,6 +136,7 @@ class Pipeline:
         sources = open_sources(self.options.inputs)
         previous: dict[int, Any] = {}
         try:
+            self._refuse_outputs_as_inputs(sources)
             try:
                 self.dead_letters.check_writable()
             except OSError as error:
@@ -159,7 +169,29 @@ class Pipeline:
             os.close(self._wakeup_write)
         if self.dead_letters.write_error:
             errors.append(self.dead_letters.write_error)
-        return RunResult(self.stats, self.dead_letters.counts, self.stop_signal, errors)
+        return RunResult(
+            self.stats,
+            self.dead_letters.counts,
+            self.stop_signal,
+            errors,
+            dead_letters_written=self.dead_letters.write_error is None,
+        )
+
+    def _refuse_outputs_as_inputs(self, sources: list[Source]) -> None:
+        """An input that is also an output would be read as it grows, without end."""
+        outputs: dict[tuple[int, int], str] = {}
+        named = [(w.sink.output_path(), f"consumer {w.sink.name!r}") for w in self.workers]
+        named.append((self.config.dead_letter, "the dead letters"))
+        for path, writer in named:
+            if path is not None and path.exists():
+                info = path.stat()
+                outputs[(info.st_dev, info.st_ino)] = writer
+        for source in sources:
+            identity = source.identity()
+            if identity in outputs:
+                raise InputError(
+                    f"{source.name}: {outputs[identity]} writes this file; it cannot be an input"
+                )
 
     def _read(self, sources: list[Source]) -> None:
         progress = self.options.progress
@@ -172,12 +204,18 @@ class Pipeline:
             input_stats = self.stats.input(source.name)
             for chunk in source.chunks(self._wakeup_read):
                 input_stats.bytes += len(chunk)
-                self._route(source.name, splitter.feed(chunk))
-                if progress is not None:
-                    progress.update(done_before + source.position)
+                chunk_start = done_before + source.position - len(chunk)
+                chunk_end = done_before + source.position
+
+                def advance(routed: int, start: int = chunk_start, end: int = chunk_end) -> None:
+                    if progress is not None:
+                        progress.update(min(start + routed, end))
+
+                self._route(source.name, splitter.feed(chunk), advance)
+                advance(len(chunk))
                 if self._should_stop_reading():
                     return
-            self._route(source.name, splitter.finish())
+            self._route(source.name, splitter.finish(), lambda routed: None)
             done_before += source.position
             if self._should_stop_reading():
                 return
@@ -187,12 +225,14 @@ class Pipeline:
     def _should_stop_reading(self) -> bool:
         return self.stopping() or not any(queue.has_reader for queue in self.queues.values())
 
-    def _route(self, input_name: str, lines: list[Line]) -> None:
+    def _route(self, input_name: str, lines: list[Line], advance: Callable[[int], None]) -> None:
+        """Route lines; paced, in groups that are due, telling `advance` the bytes routed."""
         pacer = self.options.pacer
         if pacer is None:
             self.router.route_batch(input_name, lines)
             return
         group: list[Line] = []
+        routed = 0
         for item in lines:
             _, line = item
             due = None if isinstance(line, OversizeLine) else pacer.due(line)
@@ -200,16 +240,25 @@ class Pipeline:
                 wait = due - time.monotonic()
                 if wait > PACING_SLACK_S:
                     self.router.route_batch(input_name, group)
+                    advance(routed)
                     group = []
-                    if self._sleep(wait):
+                    if self._sleep_until(due):
                         return
             group.append(item)
+            routed += (line.length if isinstance(line, OversizeLine) else len(line)) + 1
         self.router.route_batch(input_name, group)
 
-    def _sleep(self, seconds: float) -> bool:
-        """Wait, waking early for a signal; True when a stop was requested."""
-        ready, _, _ = select.select([self._wakeup_read], [], [], seconds)
-        return bool(ready) or self.stopping()
+    def _sleep_until(self, due: float) -> bool:
+        """Wait, waking early for a signal; True when reading should stop instead."""
+        while True:
+            remaining = due - time.monotonic()
+            if remaining <= 0:
+                return False
+            # in slices: a far-off time (an event from year 1) must not overflow select,
+            # and a consumer that went away must end a slow replay
+            ready, _, _ = select.select([self._wakeup_read], [], [], min(remaining, 0.25))
+            if ready or self._should_stop_reading():
+                return True
 
     def _drain(self) -> None:
         """Let the writers finish; on a stop, within shutdown_timeout, then force them."""
@@ -229,22 +278,30 @@ class Pipeline:
         for worker in alive:
             worker.queue.dead_letter("shutdown", SHUTDOWN_DETAIL, worker.queue.take_all())
             worker.sink.terminate()
-        if not self.stop_now:  # a second Ctrl-C allows no grace
-            self._join(alive, TERMINATE_GRACE_S)
+        # Processes get a grace between SIGTERM and SIGKILL, cut short by a second Ctrl-C;
+        # a writer stuck on a file (a full pipe on stdout) has nothing to signal.
+        with_process = [worker for worker in alive if worker.sink.has_process]
+        self._join(with_process, TERMINATE_GRACE_S)
         for worker in alive:
             if worker.thread.is_alive():
                 worker.sink.kill()
-        self._join(alive, KILL_GRACE_S)
+        self._join(with_process, KILL_GRACE_S, interruptible=False)
         for worker in alive:
             if worker.thread.is_alive():
                 worker.abandon()
                 worker.stats.state = "abandoned"
 
-    @staticmethod
-    def _join(workers: list[ConsumerWorker], seconds: float) -> None:
+    def _join(
+        self, workers: list[ConsumerWorker], seconds: float, interruptible: bool = True
+    ) -> None:
+        """Wait for the writers to end, at most `seconds`; a second Ctrl-C cuts it short."""
         deadline = time.monotonic() + seconds
         for worker in workers:
-            worker.thread.join(max(0.0, deadline - time.monotonic()))
+            while worker.thread.is_alive() and not (interruptible and self.stop_now):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                worker.thread.join(min(remaining, 0.1))
 
 
 def run(config: Config, options: RunOptions) -> RunResult:

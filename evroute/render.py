@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -22,6 +23,20 @@ from evroute.pipeline import Progress as ProgressHook
 from evroute.stats import RunStats
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow"}
+
+
+class StatusConsole(Console):
+    """Where a run talks to its user: when nobody listens any more (stderr closed or
+    full), it falls silent instead of ending the run, whose events matter more."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        try:
+            super().print(*objects, **options)
+        except OSError:
+            self.quiet = True
 
 
 def plural(count: int, word: str) -> str:
@@ -101,11 +116,18 @@ def render_stats(console: Console, stats: RunStats) -> None:
     console.print(consumers)
 
 
-def render_dead_letter_summary(console: Console, counts: Counter[str], path: str | None) -> None:
+def render_dead_letter_summary(
+    console: Console, counts: Counter[str], path: str | None, written: bool = True
+) -> None:
     if not counts:
         return
     parts = ", ".join(f"{count:,} {reason}" for reason, count in sorted(counts.items()))
-    where = f"written to {escape(path)}" if path else "counted only: set dead_letter to keep them"
+    if path is None:
+        where = "counted only: set dead_letter to keep them"
+    elif written:
+        where = f"written to {escape(path)}"
+    else:
+        where = f"NOT written to {escape(path)}: see the error below"
     console.print(f"[yellow]dead letters[/]: {parts} ({where})", highlight=False, soft_wrap=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import orjson
@@ -47,18 +48,37 @@ def parse_event(line: bytes) -> dict[str, Any]:
     return event
 
 
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise ValueError(f"number {text} is out of range")
+    return number
+
+
 def _parse_exactly(line: bytes) -> Any:
+    """The json module's reading, held to what orjson accepts but for long integers."""
     try:
-        return json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
-    except ValueError as error:
+        event = json.loads(
+            line.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite
+        )
+        # orjson refuses lone surrogates ("\ud800"); so must this, or the event could
+        # not be written out again
+        json.dumps(event, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError) as error:  # UnicodeError is a ValueError
         raise Malformed(f"invalid JSON: {error}") from None
+    return event
 
 
 def encode(value: Any) -> bytes:
+    """A transform's result as compact JSON; ExpressionError when it cannot be one."""
     try:
         return orjson.dumps(value)
-    except TypeError:  # integers beyond 64 bits
+    except TypeError:  # integers beyond 64 bits, which orjson does not write
+        pass
+    try:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    except (ValueError, RecursionError, UnicodeEncodeError) as error:
+        raise ExpressionError(f"the result cannot be written as JSON: {error}") from None
 
 
 class Router:

@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 from evroute.cli import program
@@ -596,3 +597,197 @@ def test_ctrl_c_while_waiting_for_a_fifo_writer(tmp_path: Path) -> None:
         process.kill()
     assert process.returncode == 130
     assert b"Traceback" not in stderr
+
+
+def test_a_full_stderr_does_not_stop_the_run(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        dead_letter: dead.jsonl
+        consumers:
+          early:
+            command: [{json.dumps(sys.executable)}, -c, "import sys; sys.stdin.readline()"]
+            buffer: 100
+          archive: {{file: all.jsonl}}
+        routes: [{{name: all, to: [early, archive]}}]
+        """,
+    )
+    (tmp_path / "in.jsonl").write_bytes(small_events(50_000))
+    stats_path = tmp_path / "stats.json"
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [
+                *EVROUTE,
+                "run",
+                str(config),
+                str(tmp_path / "in.jsonl"),
+                "--stats-json",
+                str(stats_path),
+            ],
+            stderr=full,
+            timeout=30,
+        )
+    assert result.returncode == 3
+    assert (tmp_path / "all.jsonl").read_bytes() == small_events(50_000)
+    assert read_stats(stats_path)["consumers"]["early"]["state"] == "failed"
+
+
+def test_hostile_lines_are_dead_letters_not_tracebacks(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        dead_letter: dead.jsonl
+        consumers: {all: {file: out.jsonl}}
+        routes: [{name: all, transform: "@", to: all}]
+        """,
+    )
+    lines = [
+        '{"a":' * 1010 + "12345678901234567890" + "}" * 1010,  # too deep for the exact parser
+        '{"a":' * 1000 + "1" + "}" * 1000,  # parses, but its transform cannot be written
+        '{"a":"\\ud800","n":12345678901234567890}',  # a lone surrogate
+        '{"x":1e999,"id":"1234567890123456789"}',  # out of a double's range
+        '{"ok":1}',
+    ]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+    result = subprocess.run(
+        [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl")],
+        capture_output=True,
+        timeout=30,
+    )
+    assert b"Traceback" not in result.stderr
+    assert result.returncode == 3
+    assert (tmp_path / "out.jsonl").read_bytes() == b'{"ok":1}\n'
+    # orjson: the second letter's event is deeper than the json module reads
+    reasons = [orjson.loads(line)["reason"] for line in (tmp_path / "dead.jsonl").open("rb")]
+    assert reasons == ["malformed", "filter_error", "malformed", "malformed"]
+
+
+def test_a_corrupt_gzip_input_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers: {all: {file: out.jsonl}}
+        routes: [{name: all, to: all}]
+        """,
+    )
+    good = gzip.compress(b'{"a":1}\n' * 1000)
+    (tmp_path / "bad.jsonl.gz").write_bytes(good[:10] + b"\xff" * 40 + good[50:])
+    code = program(["run", str(config), str(tmp_path / "bad.jsonl.gz"), "--stats", "off"])
+    assert code == 1
+    assert "bad.jsonl.gz: cannot decompress" in capsys.readouterr().err
+
+
+def test_an_input_that_is_also_an_output_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers: {all: {file: loop.jsonl}}
+        routes: [{name: all, to: all}]
+        """,
+    )
+    (tmp_path / "loop.jsonl").write_bytes(events(3))
+    code = program(["run", str(config), str(tmp_path / "loop.jsonl"), "--stats", "off"])
+    assert code == 1
+    assert "consumer 'all' writes this file" in capsys.readouterr().err
+    assert (tmp_path / "loop.jsonl").read_bytes() == events(3)
+
+
+def test_a_far_off_event_time_waits_without_crashing(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers: {all: {file: out.jsonl}}
+        routes: [{name: all, to: all}]
+        """,
+    )
+    (tmp_path / "in.jsonl").write_text('{"time": 0}\n{"time": 1e20}\n')
+    process = subprocess.Popen(
+        [*EVROUTE, "replay", str(config), str(tmp_path / "in.jsonl"), "--speed", "1"],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert wait_for_lines(tmp_path / "out.jsonl", 1, timeout=20)
+        time.sleep(0.5)
+        assert process.poll() is None  # waiting for the second event, as asked
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert b"Traceback" not in stderr
+
+
+def test_a_consumer_that_dies_while_idle_is_noticed_and_reaped(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        consumers:
+          quitter: {{command: [{json.dumps(sys.executable)}, -c, "pass"]}}
+          archive: {{file: all.jsonl}}
+        routes:
+          - {{name: never, filter: "nothing", to: quitter}}
+          - {{name: all, to: archive}}
+        """,
+    )
+    process = subprocess.Popen(
+        [*EVROUTE, "run", str(config), "--stats", "json"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdin is not None and process.stderr is not None
+        line = process.stderr.readline()  # the warning comes while the run goes on
+        assert b"consumer 'quitter' failed" in line
+        children = subprocess.run(
+            ["ps", "-o", "stat=", "--ppid", str(process.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert not any(state.startswith("Z") for state in children)
+        process.stdin.write(events(2))
+        process.stdin.close()
+        stderr = process.stderr.read()
+        process.wait(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 0  # nothing was for it, so nothing was lost
+    stats = json.loads(stderr.decode().strip().splitlines()[-1])
+    assert stats["consumers"]["quitter"]["state"] == "failed"
+    assert (tmp_path / "all.jsonl").read_bytes() == events(2)
+
+
+def test_what_a_command_leaves_running_is_stopped_with_it(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers:
+          spawner: {command: [sh, -c, "sleep 30 & echo $! > sleeper.pid; exec cat > /dev/null"]}
+        routes: [{name: all, to: spawner}]
+        """,
+    )
+    result = subprocess.run(
+        [*EVROUTE, "run", str(config)], input=events(3), capture_output=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    pid = int((tmp_path / "sleeper.pid").read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True)
+        if state.stdout.strip().startswith(b"Z"):
+            break  # dead, waiting for its new parent to reap it
+        time.sleep(0.1)
+    else:
+        pytest.fail("the command's background process outlived evroute")

@@ -47,6 +47,19 @@ class Sink:
         """Finish after the last write; returns a warning for the user, if any."""
         return None
 
+    @property
+    def has_process(self) -> bool:
+        """True when a process behind the sink can exit on its own."""
+        return False
+
+    def wait_for_exit(self) -> str | None:
+        """Block until the process exits; how it ended. None when there is no process."""
+        return None
+
+    def output_path(self) -> Path | None:
+        """The file this sink writes, if it writes one of its own."""
+        return None
+
     def terminate(self) -> None:
         """Ask a process to stop now (SIGTERM); files need nothing."""
 

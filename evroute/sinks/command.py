@@ -8,6 +8,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,6 +108,15 @@ class CommandSink(Sink):
             self.failed = True
             raise SinkFailed(self._gone(), partial.complete_lines) from None
 
+    @property
+    def has_process(self) -> bool:
+        return True
+
+    def wait_for_exit(self) -> str | None:
+        if self.process is None:
+            return None
+        return describe_status(self.process.wait())
+
     def _gone(self) -> str:
         assert self.process is not None
         try:
@@ -126,9 +136,28 @@ class CommandSink(Sink):
             # it closed its stdin but lives on: nothing more will reach it, so stop it
             self._stop_lingering(process)
         returncode = process.wait()
+        self._end_group()
         if returncode != 0:
             return f"the command ended with {describe_status(returncode)}"
         return None
+
+    def _end_group(self) -> None:
+        """What the command started in its process group does not outlive it."""
+        deadline = time.monotonic() + LINGER_S
+        self.terminate()
+        while self._group_alive():
+            if time.monotonic() > deadline:
+                self.kill()
+                return
+            time.sleep(0.05)
+
+    def _group_alive(self) -> bool:
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
 
     def _stop_lingering(self, process: subprocess.Popen[bytes]) -> None:
         try:
@@ -141,8 +170,9 @@ class CommandSink(Sink):
                 self.kill()
 
     def _signal(self, signum: int) -> None:
+        """Signal the command's whole process group, which outlives its leader."""
         process = self.process
-        if process is not None and process.returncode is None:
+        if process is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signum)
 

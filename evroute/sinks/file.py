@@ -79,6 +79,9 @@ class FileSink(Sink):
             reason = error.strerror if isinstance(error, OSError) else str(error)
             raise SinkFailed(f"cannot open {path}: {reason}") from None
 
+    def output_path(self) -> Path | None:
+        return None if self.is_stdout else self.base_dir / self.options.path
+
     def write(self, payloads: list[bytes]) -> None:
         if self.fd is None:
             raise SinkFailed("the file is not open")

@@ -6,6 +6,7 @@ import gzip
 import os
 import select
 import stat
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -30,6 +31,15 @@ class Source:
 
     def close(self) -> None:
         """Release the input; safe to call more than once."""
+
+    def identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the file read, to tell it from the files written."""
+        return None
+
+    @staticmethod
+    def _identity_of(fd: int) -> tuple[int, int]:
+        info = os.fstat(fd)
+        return info.st_dev, info.st_ino
 
     def _read_error(self, error: OSError) -> InputError:
         return InputError(f"{self.name}: cannot read: {error.strerror or error}")
@@ -69,6 +79,9 @@ class FdSource(Source):
             self.position += len(chunk)
             yield chunk
 
+    def identity(self) -> tuple[int, int] | None:
+        return self._identity_of(self.fd) if self.fd is not None and self.is_regular else None
+
     def close(self) -> None:
         if self.owns_fd and self.fd is not None:
             os.close(self.fd)
@@ -87,12 +100,15 @@ class GzipSource(Source):
         while True:
             try:
                 chunk = stream.read(CHUNK_BYTES)
-            except (OSError, EOFError) as error:
+            except (OSError, EOFError, zlib.error) as error:
                 raise InputError(f"{self.name}: cannot decompress: {error}") from None
             if not chunk:
                 return
             self.position = self.raw.tell()
             yield chunk
+
+    def identity(self) -> tuple[int, int] | None:
+        return self._identity_of(self.raw.fileno()) if self.raw is not None else None
 
     def close(self) -> None:
         if self.raw is not None:
