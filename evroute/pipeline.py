@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import select
 import signal
@@ -105,10 +106,8 @@ class Pipeline:
 
     def _dead_letterer(self, consumer: str) -> Callable[[str, str, list[Envelope]], None]:
         def reject(reason: str, detail: str, items: list[Envelope]) -> None:
-            by_route: dict[str, list[Envelope]] = {}
-            for item in items:
-                by_route.setdefault(item.route, []).append(item)
-            for route, envelopes in by_route.items():
+            # runs of one route, so the letters stay in the order the events came
+            for route, envelopes in itertools.groupby(items, key=lambda item: item.route):
                 self.dead_letters.add(
                     reason,
                     detail,
