@@ -60,6 +60,10 @@ class ConsumerQueue:
         self._not_full = threading.Condition(self._lock)
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def has_reader(self) -> bool:
         """False once the consumer's reader has gone away for good (stdout closed)."""
         return self._mode != ENDED
@@ -162,8 +166,8 @@ class ConsumerQueue:
     def fail_when_idle(self, idle: Callable[[], bool], detail: str) -> bool:
         """fail(), if `idle()` holds: checked under the lock that taking a batch holds."""
         with self._lock:
-            if not idle():
-                return False
+            if self._closed or not idle():
+                return False  # closed: the input is done, and the writer settles the rest
             self.fail(detail)
             return True
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from evroute.buffer import SHUTDOWN_DETAIL, ConsumerQueue, Envelope
 from evroute.sinks import Sink, SinkEnded, SinkFailed
+from evroute.sinks.base import LINGER_S
 from evroute.stats import ConsumerStats
 
 
@@ -19,8 +20,10 @@ class ConsumerWorker:
         stats: ConsumerStats,
         stopping: Callable[[], bool],
         warn: Callable[[str], None],
+        linger: float = 10.0,
     ) -> None:
         self.sink = sink
+        self.linger = linger  # how long what a command left running may take at the end
         self.queue = queue
         self.stats = stats
         self.stopping = stopping
@@ -29,6 +32,7 @@ class ConsumerWorker:
         self._settle_lock = threading.Lock()
         self._failed = False
         self._closing = False
+        self._watcher: threading.Thread | None = None
         self.thread = threading.Thread(target=self._run, name=f"consumer-{sink.name}", daemon=True)
 
     def start(self) -> None:
@@ -72,7 +76,10 @@ class ConsumerWorker:
         self.queue.fail(detail, reason)
         if reason == "delivery_failed":
             self.stats.state = "failed"
-            self.warn(f"consumer {self.sink.name!r} failed: {detail}; its events are dead letters")
+            self.warn(
+                f"consumer {self.sink.name!r} failed: {detail};"
+                " what it has not taken goes to the dead letters"
+            )
 
     def _run(self) -> None:
         try:
@@ -85,9 +92,11 @@ class ConsumerWorker:
             self._fail(detail)
         self._closing = True
         try:
-            warning = self.sink.close()
+            warning = self.sink.close(self.linger)
         except BaseException as error:
             warning = f"{type(error).__name__}: {error}"
+        if self._watcher is not None:
+            self._watcher.join()  # the process is gone: it returns at once
         if warning and not self.stopping():
             self.warn(f"consumer {self.sink.name!r}: {warning}")
         if self.stats.state == "running":
@@ -101,10 +110,17 @@ class ConsumerWorker:
         # While the writer holds a batch, its own failed write reports the exit, with the
         # batch's dead letters before the backlog's; so fail only an idle consumer.
         message = f"the command exited ({detail})"
-        while not (self._closing or self._failed):
+        exited = time.monotonic()
+        group_ended = False
+        while not (self._closing or self._failed or self.queue.closed):
             if self.queue.fail_when_idle(lambda: self._inflight is None, message):
                 self._fail(message)  # the queue is failed already: this tells the user
                 return
+            if not group_ended and time.monotonic() - exited > LINGER_S:
+                # what it started still holds the pipe without reading: the write only
+                # ends when they do
+                self.sink.end_group()
+                group_ended = True
             time.sleep(0.05)
 
     def _deliver(self) -> None:
@@ -115,10 +131,10 @@ class ConsumerWorker:
             return
         self.stats.state = "running"
         if self.sink.has_process:
-            watcher = threading.Thread(
+            self._watcher = threading.Thread(
                 target=self._watch, name=f"watch-{self.sink.name}", daemon=True
             )
-            watcher.start()
+            self._watcher.start()
         while (batch := self.queue.get_batch(self._hold)) is not None:
             try:
                 self.sink.write([envelope.payload for envelope in batch])

@@ -89,7 +89,14 @@ class Pipeline:
             self.queues[name] = queue
             sink = SINK_KINDS[consumer.kind].create(consumer, config.base_dir)
             self.workers.append(
-                ConsumerWorker(sink, queue, consumer_stats, self.stopping, options.warn)
+                ConsumerWorker(
+                    sink,
+                    queue,
+                    consumer_stats,
+                    self.stopping,
+                    options.warn,
+                    linger=config.shutdown_timeout,
+                )
             )
         self.router = Router(config, self.queues, self.dead_letters, self.stats)
 

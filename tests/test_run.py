@@ -769,6 +769,7 @@ def test_what_a_command_leaves_running_is_stopped_with_it(tmp_path: Path) -> Non
         tmp_path,
         """
         version: 1
+        shutdown_timeout: 1s
         consumers:
           spawner: {command: [sh, -c, "sleep 30 & echo $! > sleeper.pid; exec cat > /dev/null"]}
         routes: [{name: all, to: spawner}]
@@ -791,3 +792,44 @@ def test_what_a_command_leaves_running_is_stopped_with_it(tmp_path: Path) -> Non
         time.sleep(0.1)
     else:
         pytest.fail("the command's background process outlived evroute")
+
+
+def test_helpers_a_command_started_may_finish_their_work(tmp_path: Path) -> None:
+    """A leader that exits before its helpers (`tee >(...)`) does not cut their work short."""
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers:
+          counter: {command: [bash, -c, "cat > >(sleep 0.3; wc -l > count.txt)"]}
+        routes: [{name: all, to: counter}]
+        """,
+    )
+    result = subprocess.run(
+        [*EVROUTE, "run", str(config)], input=events(10), capture_output=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert (tmp_path / "count.txt").read_text().strip() == "10"
+
+
+def test_a_command_exiting_with_the_input_is_not_a_failure(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers:
+          one: {command: [head, -n, "1"]}
+          none: {command: [python3, -c, "pass"]}
+        routes: [{name: all, to: [one]}, {name: never, filter: nothing, to: none}]
+        """,
+    )
+    for _ in range(15):
+        result = subprocess.run(
+            [*EVROUTE, "run", str(config), "--stats", "json"],
+            input=events(1),
+            capture_output=True,
+            timeout=30,
+        )
+        stats = json.loads(result.stderr.decode().strip().splitlines()[-1])
+        assert stats["consumers"]["one"]["state"] == "done", result.stderr.decode()
+        assert result.returncode == 0

@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from evroute.config.yaml_loader import Node
 
 
+# How long a process that should end may take, before SIGTERM, and again before SIGKILL.
+LINGER_S = 1.0
+
+
 class SinkFailed(Exception):
     """The sink cannot deliver (a command exited, a write failed).
 
@@ -43,8 +47,9 @@ class Sink:
         """Deliver the payloads in order, each as one line; raises SinkFailed or SinkEnded."""
         raise NotImplementedError
 
-    def close(self) -> str | None:
-        """Finish after the last write; returns a warning for the user, if any."""
+    def close(self, linger: float) -> str | None:
+        """Finish after the last write, taking at most about `linger` seconds for what a
+        process left behind; returns a warning for the user, if any."""
         return None
 
     @property
@@ -59,6 +64,9 @@ class Sink:
     def output_path(self) -> Path | None:
         """The file this sink writes, if it writes one of its own."""
         return None
+
+    def end_group(self) -> None:
+        """Stop everything the sink's process started (SIGTERM, grace, SIGKILL)."""
 
     def terminate(self) -> None:
         """Ask a process to stop now (SIGTERM); files need nothing."""

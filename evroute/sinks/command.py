@@ -14,16 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evroute.fileio import PartialWrite, write_all
-from evroute.sinks.base import Sink, SinkFailed, SinkKind, join_lines
+from evroute.sinks.base import LINGER_S, Sink, SinkFailed, SinkKind, join_lines
 
 if TYPE_CHECKING:
     from evroute.config.check import Checker
     from evroute.config.model import ConsumerConfig
     from evroute.config.yaml_loader import Node
-
-
-# How long a command that stopped reading may take to exit, before SIGTERM, then SIGKILL.
-LINGER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +76,7 @@ class CommandSink(Sink):
         self.options: CommandOptions = config.options
         self.process: subprocess.Popen[bytes] | None = None
         self.failed = False
+        self._group_gone = False
 
     def open(self) -> None:
         group: dict[str, Any] = (
@@ -125,7 +122,7 @@ class CommandSink(Sink):
             return "the command closed its stdin"
         return f"the command exited ({describe_status(returncode)})"
 
-    def close(self) -> str | None:
+    def close(self, linger: float) -> str | None:
         process = self.process
         if process is None:
             return None
@@ -136,15 +133,22 @@ class CommandSink(Sink):
             # it closed its stdin but lives on: nothing more will reach it, so stop it
             self._stop_lingering(process)
         returncode = process.wait()
-        self._end_group()
+        # What it started in its group (`tee >(...)`, `cmd &`) may finish its work within
+        # `linger`; then it is stopped, so nothing the command started outlives the run.
+        deadline = time.monotonic() + (0.0 if self.failed else linger)
+        while self._group_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.end_group()
         if returncode != 0:
             return f"the command ended with {describe_status(returncode)}"
         return None
 
-    def _end_group(self) -> None:
-        """What the command started in its process group does not outlive it."""
-        deadline = time.monotonic() + LINGER_S
+    def end_group(self) -> None:
+        """SIGTERM the process group, then SIGKILL what is left after a grace."""
+        if not self._group_alive():
+            return
         self.terminate()
+        deadline = time.monotonic() + LINGER_S
         while self._group_alive():
             if time.monotonic() > deadline:
                 self.kill()
@@ -152,10 +156,14 @@ class CommandSink(Sink):
             time.sleep(0.05)
 
     def _group_alive(self) -> bool:
-        assert self.process is not None
+        """Whether anything is left in the group; once it is empty it is never signalled
+        again, since its number may then be reused."""
+        if self.process is None or self._group_gone:
+            return False
         try:
             os.killpg(self.process.pid, 0)
         except (ProcessLookupError, PermissionError):
+            self._group_gone = True
             return False
         return True
 
@@ -171,10 +179,10 @@ class CommandSink(Sink):
 
     def _signal(self, signum: int) -> None:
         """Signal the command's whole process group, which outlives its leader."""
-        process = self.process
-        if process is not None:
+        if self._group_alive():
+            assert self.process is not None
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signum)
+                os.killpg(self.process.pid, signum)
 
     def terminate(self) -> None:
         self._signal(signal.SIGTERM)

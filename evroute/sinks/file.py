@@ -95,7 +95,7 @@ class FileSink(Sink):
                 f"cannot write {self.options.path}: {error.strerror}", delivered
             ) from None
 
-    def close(self) -> str | None:
+    def close(self, linger: float) -> str | None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
