@@ -12,6 +12,9 @@ from evroute.sinks.base import LINGER_S
 from evroute.stats import ConsumerStats
 
 
+EXIT_SETTLE_S = 0.2
+
+
 class ConsumerWorker:
     def __init__(
         self,
@@ -113,7 +116,10 @@ class ConsumerWorker:
         exited = time.monotonic()
         group_ended = False
         while not (self._closing or self._failed or self.queue.closed):
-            if self.queue.fail_when_idle(lambda: self._inflight is None, message):
+            # a command that ends as its input ends is not a failure: give the input a
+            # moment to be seen ending before calling the exit early
+            settled = time.monotonic() - exited > EXIT_SETTLE_S
+            if settled and self.queue.fail_when_idle(lambda: self._inflight is None, message):
                 self._fail(message)  # the queue is failed already: this tells the user
                 return
             if not group_ended and time.monotonic() - exited > LINGER_S:
