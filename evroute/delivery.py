@@ -11,7 +11,6 @@ from evroute.sinks import Sink, SinkEnded, SinkFailed
 from evroute.sinks.base import LINGER_S
 from evroute.stats import ConsumerStats
 
-
 EXIT_SETTLE_S = 0.2
 
 
