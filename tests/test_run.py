@@ -34,6 +34,18 @@ def write_config(folder: Path, body: str) -> Path:
     return path
 
 
+def one_file_config(folder: Path) -> Path:
+    """The smallest config: every event to out.jsonl."""
+    return write_config(
+        folder,
+        """
+        version: 1
+        consumers: {all: {file: out.jsonl}}
+        routes: [{name: all, to: all}]
+        """,
+    )
+
+
 def read_stats(path: Path) -> dict:
     stats = json.loads(path.read_text())
     for name, consumer in stats["consumers"].items():
@@ -84,14 +96,7 @@ def test_inputs_in_order_with_gzip_and_stdin(tmp_path: Path) -> None:
 
 
 def test_missing_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = write_config(
-        tmp_path,
-        """
-        version: 1
-        consumers: {all: {file: out.jsonl}}
-        routes: [{name: all, to: all}]
-        """,
-    )
+    config = one_file_config(tmp_path)
     code = program(["run", str(config), str(tmp_path / "nope.jsonl"), "--stats", "off"])
     assert code == 1
     assert "nope.jsonl: cannot read" in capsys.readouterr().err
@@ -312,14 +317,7 @@ def test_shutdown_of_a_stuck_consumer_is_bounded_and_dead_letters_the_rest(
 
 
 def test_replay_rate_paces_events(tmp_path: Path) -> None:
-    config = write_config(
-        tmp_path,
-        """
-        version: 1
-        consumers: {all: {file: out.jsonl}}
-        routes: [{name: all, to: all}]
-        """,
-    )
+    config = one_file_config(tmp_path)
     (tmp_path / "in.jsonl").write_bytes(events(11))
     started = time.monotonic()
     code = program(
@@ -332,14 +330,7 @@ def test_replay_rate_paces_events(tmp_path: Path) -> None:
 
 
 def test_replay_speed_follows_event_times(tmp_path: Path) -> None:
-    config = write_config(
-        tmp_path,
-        """
-        version: 1
-        consumers: {all: {file: out.jsonl}}
-        routes: [{name: all, to: all}]
-        """,
-    )
+    config = one_file_config(tmp_path)
     lines = [json.dumps({"id": n, "meta": {"at": f"2026-11-01T09:00:0{n}Z"}}) for n in range(5)]
     (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
     started = time.monotonic()
@@ -363,14 +354,7 @@ def test_replay_speed_follows_event_times(tmp_path: Path) -> None:
 
 
 def test_replay_rejects_speed_with_rate(tmp_path: Path) -> None:
-    config = write_config(
-        tmp_path,
-        """
-        version: 1
-        consumers: {all: {file: out.jsonl}}
-        routes: [{name: all, to: all}]
-        """,
-    )
+    config = one_file_config(tmp_path)
     assert program(["replay", str(config), "--rate", "5", "--speed", "2"]) == 2
     assert program(["replay", str(config), "--rate", "0"]) == 2
 
@@ -546,14 +530,7 @@ def test_events_the_pipe_took_before_a_command_died_count_as_delivered(tmp_path:
 def test_a_folder_as_input_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = write_config(
-        tmp_path,
-        """
-        version: 1
-        consumers: {all: {file: out.jsonl}}
-        routes: [{name: all, to: all}]
-        """,
-    )
+    config = one_file_config(tmp_path)
     (tmp_path / "logs.gz").mkdir()
     code = program(["run", str(config), str(tmp_path), str(tmp_path / "logs.gz")])
     assert code == 1
@@ -563,14 +540,7 @@ def test_a_folder_as_input_is_a_clear_error(
 
 
 def test_closed_standard_streams(tmp_path: Path) -> None:
-    config = write_config(
-        tmp_path,
-        """
-        version: 1
-        consumers: {all: {file: out.jsonl}}
-        routes: [{name: all, to: all}]
-        """,
-    )
+    config = one_file_config(tmp_path)
     command = f"{' '.join(EVROUTE)} run {config} --stats json <&- 2>&-"
     result = subprocess.run(["bash", "-c", command], capture_output=True, timeout=30)
     assert result.returncode == 0
@@ -578,14 +548,7 @@ def test_closed_standard_streams(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_while_waiting_for_a_fifo_writer(tmp_path: Path) -> None:
-    config = write_config(
-        tmp_path,
-        """
-        version: 1
-        consumers: {all: {file: out.jsonl}}
-        routes: [{name: all, to: all}]
-        """,
-    )
+    config = one_file_config(tmp_path)
     fifo = tmp_path / "events.fifo"
     os.mkfifo(fifo)
     process = subprocess.Popen([*EVROUTE, "run", str(config), str(fifo)], stderr=subprocess.PIPE)
@@ -667,14 +630,7 @@ def test_hostile_lines_are_dead_letters_not_tracebacks(tmp_path: Path) -> None:
 def test_a_corrupt_gzip_input_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = write_config(
-        tmp_path,
-        """
-        version: 1
-        consumers: {all: {file: out.jsonl}}
-        routes: [{name: all, to: all}]
-        """,
-    )
+    config = one_file_config(tmp_path)
     good = gzip.compress(b'{"a":1}\n' * 1000)
     (tmp_path / "bad.jsonl.gz").write_bytes(good[:10] + b"\xff" * 40 + good[50:])
     code = program(["run", str(config), str(tmp_path / "bad.jsonl.gz"), "--stats", "off"])
@@ -701,14 +657,7 @@ def test_an_input_that_is_also_an_output_is_refused(
 
 
 def test_a_far_off_event_time_waits_without_crashing(tmp_path: Path) -> None:
-    config = write_config(
-        tmp_path,
-        """
-        version: 1
-        consumers: {all: {file: out.jsonl}}
-        routes: [{name: all, to: all}]
-        """,
-    )
+    config = one_file_config(tmp_path)
     (tmp_path / "in.jsonl").write_text('{"time": 0}\n{"time": 1e20}\n')
     process = subprocess.Popen(
         [*EVROUTE, "replay", str(config), str(tmp_path / "in.jsonl"), "--speed", "1"],
