@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import pytest
 from evroute import __version__
 from evroute.cli import program
 
-EVROUTE_BIN = Path("/work/main/.venv/bin/evroute")
+# the console script installed beside the Python running the tests
+EVROUTE_BIN = Path(sys.executable).parent / "evroute"
 
 ISSUE_LINE = re.compile(
     r"^(?P<file>.+):(?P<line>\d+):(?P<column>\d+): (?P<severity>error|warning): "
