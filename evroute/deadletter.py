@@ -14,9 +14,6 @@ import orjson
 
 from evroute.fileio import PartialWrite, open_private, write_all
 
-REASONS = (
-    "malformed", "filter_error", "delivery_failed", "dropped", "unmatched", "shutdown", "denied",
-)  # fmt: skip
 RAW_LIMIT = 4096
 
 

@@ -17,6 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from evroute.config import Issue
 from evroute.pipeline import Progress as ProgressHook
@@ -45,15 +46,11 @@ def plural(count: int, word: str) -> str:
 
 def render_issues(console: Console, issues: list[Issue]) -> None:
     for issue in issues:
-        style = SEVERITY_STYLE[issue.severity]
-        where = f"{escape(issue.path)}: " if issue.path else ""
-        console.print(
-            f"{escape(issue.file)}:{issue.line}:{issue.column}: "
-            f"[{style}]{issue.severity}[/]: {where}{escape(issue.message)}",
-            soft_wrap=True,
-            highlight=False,
-            emoji=False,
-        )
+        # Issue.format() is the one spelling of the line; only the severity gets a colour
+        line = Text(issue.format())
+        start = len(f"{issue.file}:{issue.line}:{issue.column}: ")
+        line.stylize(SEVERITY_STYLE[issue.severity], start, start + len(issue.severity))
+        console.print(line, soft_wrap=True, highlight=False)
 
 
 def render_validation_summary(console: Console, file: str, issues: list[Issue]) -> None:

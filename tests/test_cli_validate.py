@@ -11,6 +11,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from configs import MINIMAL as VALID
+from configs import THREE_MISTAKES
 
 from evroute import __version__
 from evroute.cli import program
@@ -22,30 +24,6 @@ ISSUE_LINE = re.compile(
     r"^(?P<file>.+):(?P<line>\d+):(?P<column>\d+): (?P<severity>error|warning): "
     r"(?P<path>\S+): (?P<message>.+)$"
 )
-
-VALID = """\
-version: 1
-consumers:
-  archive:
-    file: out/all.jsonl
-routes:
-  - name: everything
-    to: archive
-"""
-
-THREE_MISTAKES = """\
-version: 1
-shutdown_timeout: 10 parsecs
-consumers:
-  archive:
-    file: out/all.jsonl
-routes:
-  - name: everything
-    fitler: "a == `1`"
-    to: archive
-  - name: orders
-    to: [archive, notifer]
-"""
 
 UNSET_VARIABLE = """\
 version: 1

@@ -7,35 +7,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from configs import MINIMAL, THREE_MISTAKES
 
 from evroute.config import Config, check_config
 from evroute.config.model import QueueSettings
-
-MINIMAL = """\
-version: 1
-consumers:
-  archive:
-    file: out/all.jsonl
-routes:
-  - name: everything
-    to: archive
-"""
-
-# Three separate mistakes; the comments give the line:column of each offending node.
-THREE_MISTAKES = """\
-version: 1
-shutdown_timeout: 10 parsecs
-consumers:
-  archive:
-    file: out/all.jsonl
-routes:
-  - name: everything
-    fitler: "a == `1`"
-    to: archive
-  - name: orders
-    to: [archive, notifer]
-"""
-# 2:19 the value `10 parsecs`; 8:5 the key `fitler`; 11:19 the item `notifer`
 
 
 def write(folder: Path, text: str, name: str = "routes.yaml") -> Path:
