@@ -557,7 +557,7 @@ def test_ctrl_c_while_waiting_for_a_fifo_writer(tmp_path: Path) -> None:
     process = subprocess.Popen([*EVROUTE, "run", str(config), str(fifo)], stderr=subprocess.PIPE)
     try:
         time.sleep(1.0)
-        stderr = signal_and_wait(process, signal.SIGINT, timeout=10)
+        signal_and_wait(process, signal.SIGINT, timeout=10)
     finally:
         process.kill()
     assert process.returncode == 130
@@ -668,7 +668,7 @@ def test_a_far_off_event_time_waits_without_crashing(tmp_path: Path) -> None:
         assert wait_for_lines(tmp_path / "out.jsonl", 1, timeout=20)
         time.sleep(0.5)
         assert process.poll() is None  # waiting for the second event, as asked
-        stderr = signal_and_wait(process, signal.SIGINT, timeout=10)
+        signal_and_wait(process, signal.SIGINT, timeout=10)
     finally:
         process.kill()
     assert process.returncode == 130
