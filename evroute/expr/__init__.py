@@ -1,164 +1,169 @@
-"""JMESPath expressions: compile once, evaluate many times.
+"""JMESPath expressions: compiled once into Python code, then evaluated many times.
 
-The one place the router and transforms get their expressions from, so that a faster
-evaluator can replace the jmespath library's interpreter without touching callers.
+jmespath's parser reads the expression; codegen.py turns the tree into a Python function
+with the specification's semantics (runtime.py holds what that function calls). The
+router calls `Expression.test`; `search` gives the value; `explain` gives the value of
+every part of the expression, for `evroute explain`.
 """
 
 from __future__ import annotations
 
-import re
+import builtins
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-import jmespath
 from jmespath import exceptions as jmespath_errors
-from jmespath import functions as jmespath_functions
-from jmespath import visitor as jmespath_visitor
+from jmespath.parser import Parser
+
+from evroute.expr import codegen
+from evroute.expr.errors import INVALID_VALUE, ExpressionError, ExpressionSyntaxError
+from evroute.expr.runtime import FUNCTIONS, is_truthy, json_equal
 
 __all__ = [
+    "Explanation",
     "Expression",
     "ExpressionError",
     "ExpressionSyntaxError",
     "compile",
     "is_truthy",
+    "json_equal",
 ]
 
-
-class ExpressionError(Exception):
-    """Evaluating an expression failed for one value (invalid-type, invalid-arity...)."""
+FUNCTION_NAMES = tuple(FUNCTIONS)
 
 
-class ExpressionSyntaxError(ValueError):
-    """The expression is not valid JMESPath; `position` is a 0-based offset in it."""
+@dataclass
+class Explanation:
+    """A part of an expression and every value it produced for one piece of data.
 
-    def __init__(self, message: str, expression: str, position: int | None) -> None:
-        self.message = message
-        self.expression = expression
-        self.position = position
-        where = f" at position {position}" if position is not None else ""
-        super().__init__(f"{message}{where}")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-class _SpecInterpreter(jmespath_visitor.TreeInterpreter):
-    """The jmespath library's interpreter, with ordering as the specification says.
-
-    jmespath.py orders strings too and raises TypeError for a string against a number
-    (jmespath.py#169); the specification makes any ordering that is not between two
-    numbers null.
+    A part inside a projection produces one value per element; a part that a
+    short-circuit skipped produces none.
     """
 
-    def visit_comparator(self, node: Any, value: Any) -> Any:
-        operator = node["value"]
-        left = self.visit(node["children"][0], value)
-        right = self.visit(node["children"][1], value)
-        if operator == "eq":
-            return json_equal(left, right)
-        if operator == "ne":
-            return not json_equal(left, right)
-        if not (_is_number(left) and _is_number(right)):
-            return None
-        return self.COMPARATOR_FUNC[operator](left, right)
+    expression: str
+    kind: str
+    values: list[Any] = field(default_factory=list)
+    children: list[Explanation] = field(default_factory=list)
+    error: str | None = None  # set on the root when evaluating raised an error
+
+    @property
+    def value(self) -> Any:
+        """The value of this part, when it produced exactly one."""
+        return self.values[0] if len(self.values) == 1 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        described: dict[str, Any] = {"expression": self.expression, "values": self.values}
+        if self.error is not None:
+            described["error"] = self.error
+        if self.children:
+            described["children"] = [child.to_dict() for child in self.children]
+        return described
 
 
-def json_equal(left: Any, right: Any) -> bool:
-    """Equality of JSON values: a boolean never equals a number, at any depth.
-
-    jmespath.py tells true from 1 only at the top level of a comparison.
-    """
-    if isinstance(left, bool) or isinstance(right, bool):
-        return left is right
-    if _is_number(left) and _is_number(right):
-        return bool(left == right)
-    if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(map(json_equal, left, right))
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(json_equal(v, right[k]) for k, v in left.items())
-    return type(left) is type(right) and bool(left == right)
+def _noop_record(point: Any, value: Any) -> None:
+    return None
 
 
-class _SpecFunctions(jmespath_functions.Functions):
-    @jmespath_functions.signature({"types": ["array", "string"]}, {"types": []})
-    def _func_contains(self, subject: Any, search: Any) -> bool:
-        # membership with JMESPath equality: contains([1], `true`) is false
-        if isinstance(subject, str):
-            return isinstance(search, str) and search in subject
-        return any(json_equal(item, search) for item in subject)
-
-
-_INTERPRETER = _SpecInterpreter(jmespath_visitor.Options(custom_functions=_SpecFunctions()))
-_FUNCTION_TABLE: dict[str, dict[str, Any]] = _SpecFunctions().FUNCTION_TABLE
-
-
-def is_truthy(value: object) -> bool:
-    """JMESPath truthiness: false, null, "", [] and {} are false; 0 is true."""
-    if value is None or value is False:
-        return False
-    if isinstance(value, (str, list, dict)):
-        return len(value) > 0
-    return True
+def _build(source: str, tree: dict[str, Any], trace: bool, record: Any) -> tuple[Any, Any, Any]:
+    """The generated (search, test) functions, and the trace tree when tracing."""
+    generated = codegen.CodeGenerator(source, tree, trace).generate()
+    try:
+        code = builtins.compile(generated.source, "<jmespath>", "exec")
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        raise ExpressionSyntaxError("the expression is too complex", source, None) from None
+    # No builtins: the generated code reaches only the values it is handed.
+    namespace: dict[str, Any] = {"__builtins__": {}}
+    exec(code, namespace)
+    search, test = namespace["build"](generated.constants, codegen.helpers(), record)
+    return search, test, generated.trace_root
 
 
 class Expression:
     """A compiled JMESPath expression."""
 
-    __slots__ = ("_ast", "source")
+    __slots__ = ("_positions", "_search", "_test", "source", "tree")
 
-    def __init__(self, source: str, ast: Any) -> None:
+    def __init__(self, source: str, tree: dict[str, Any]) -> None:
         self.source = source
-        self._ast = ast
+        self.tree = tree
+        self._search, self._test, _ = _build(source, tree, False, _noop_record)
+        positions: dict[str, list[int]] = {}
+        for position in sorted(codegen.call_positions(source, tree).values()):
+            name = _name_at(source, position)
+            positions.setdefault(name, []).append(position)
+        self._positions = positions
+
+    @property
+    def test_function(self) -> Callable[[Any], bool]:
+        """`test` without the error translation: for hot loops that catch Exception and
+        pass it to `error`."""
+        return self._test  # type: ignore[no-any-return]
 
     def search(self, data: Any) -> Any:
-        """Evaluate against `data`; raises ExpressionError when JMESPath says it fails."""
+        """The expression's value for `data`; raises ExpressionError."""
         try:
-            return _INTERPRETER.visit(self._ast, data)
-        except jmespath_errors.JMESPathError as error:
-            raise ExpressionError(str(error)) from None
-        except Exception as error:  # an event must never crash the router (1e999 overflows)
-            raise ExpressionError(f"{type(error).__name__}: {error}") from None
+            return self._search(data)
+        except Exception as error:
+            raise self.error(error) from None
+
+    def test(self, data: Any) -> bool:
+        """Whether the expression's value for `data` is true (JMESPath truthiness)."""
+        try:
+            return self._test(data)  # type: ignore[no-any-return]
+        except Exception as error:
+            raise self.error(error) from None
+
+    def error(self, error: Exception) -> ExpressionError:
+        """What an exception raised by the generated code means, located where possible."""
+        if isinstance(error, ExpressionError):
+            calls = self._positions.get(error.function or "", [])
+            if error.position is None and len(calls) == 1:
+                return ExpressionError(error.message, error.kind, error.function, calls[0])
+            return error
+        # arithmetic on values no JSON parser gives (a literal `1e999`), recursion depth
+        return ExpressionError(f"{type(error).__name__}: {error}", INVALID_VALUE)
+
+    def explain(self, data: Any) -> Explanation:
+        """The value of each part of the expression for `data`, as a tree."""
+        recorded: dict[int, list[Any]] = {}
+
+        def record(point: Any, value: Any) -> None:
+            recorded.setdefault(id(point), []).append(value)
+
+        search, _, root = _build(self.source, self.tree, True, record)
+        error: str | None = None
+        try:
+            search(data)
+        except Exception as raised:
+            error = str(self.error(raised))
+
+        def build(point: codegen.TracePoint) -> Explanation:
+            return Explanation(
+                point.expression,
+                point.kind,
+                recorded.get(id(point), []),
+                [build(child) for child in point.children],
+            )
+
+        explanation = build(root)
+        explanation.error = error
+        return explanation
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
 
 
-def _call_position(source: str, name: str, occurrence: int) -> int | None:
-    """Where the n-th call of `name` starts; the parser keeps no positions, and its tree
-    visits calls in the order they are written."""
-    calls = [match.start() for match in re.finditer(rf"(?<![\w@]){re.escape(name)}\s*\(", source)]
-    return calls[occurrence] if occurrence < len(calls) else None
+def _name_at(source: str, position: int) -> str:
+    end = source.index("(", position)
+    return source[position:end].strip()
 
 
-def _check_functions(source: str, node: Any, seen: dict[str, int] | None = None) -> None:
-    """Report unknown functions and wrong arities at compile time, not per event."""
-    seen = {} if seen is None else seen
-    if node.get("type") == "function_expression":
-        name = node["value"]
-        occurrence = seen.get(name, 0)
-        seen[name] = occurrence + 1
-        where = _call_position(source, name, occurrence)
-        spec = _FUNCTION_TABLE.get(name)
-        if spec is None:
-            raise ExpressionSyntaxError(f"unknown function {name}()", source, where)
-        signature = spec["signature"]
-        given = len(node["children"])
-        variadic = bool(signature) and signature[-1].get("variadic", False)
-        expected = len(signature)
-        if (variadic and given < expected) or (not variadic and given != expected):
-            wanted = f"at least {expected}" if variadic else str(expected)
-            raise ExpressionSyntaxError(
-                f"{name}() takes {wanted} argument(s), {given} given", source, where
-            )
-    for child in node.get("children", ()):
-        if isinstance(child, dict):
-            _check_functions(source, child, seen)
-
-
-def compile(source: str) -> Expression:
-    """Compile `source`; raises ExpressionSyntaxError with the position of the problem."""
+def parse(source: str) -> dict[str, Any]:
+    """jmespath's parse tree for `source`; ExpressionSyntaxError with a position."""
     try:
-        parsed = jmespath.compile(source)
+        tree: Any = Parser().parse(source).parsed  # plain dicts, whatever its stubs say
+        return dict(tree)
     except jmespath_errors.LexerError as error:
         raise ExpressionSyntaxError(error.message, source, error.lex_position) from None
     except jmespath_errors.IncompleteExpressionError:
@@ -169,5 +174,18 @@ def compile(source: str) -> Expression:
         raise ExpressionSyntaxError(message, source, error.lex_position) from None
     except jmespath_errors.JMESPathError as error:
         raise ExpressionSyntaxError(str(error), source, None) from None
-    _check_functions(source, parsed.parsed)
-    return Expression(source, parsed.parsed)
+    except RecursionError:
+        raise ExpressionSyntaxError("the expression is nested too deeply", source, None) from None
+
+
+def compile(source: str) -> Expression:
+    """Compile `source`; ExpressionSyntaxError says where it is wrong.
+
+    Mistakes that are certain before any data is seen (an unknown function, a wrong
+    number of arguments) are reported here, with the kind the specification names.
+    """
+    tree = parse(source)
+    try:
+        return Expression(source, tree)
+    except RecursionError:
+        raise ExpressionSyntaxError("the expression is nested too deeply", source, None) from None

@@ -1,0 +1,521 @@
+"""Turning a parsed JMESPath expression into a Python function, once.
+
+Configs are not trusted, so nothing of an expression's text ever becomes code: every
+identifier, literal, index and slice is a value in the `constants` tuple, named in the
+generated source only as `k<n>`; functions are named by their place in a fixed table;
+every other name in the source is one this module chose. The source is built only from
+the templates below.
+
+Each node of the parse tree becomes a few statements that leave its value in a fresh
+variable, so each value is computed once and short-circuits are plain `if`s. JMESPath
+has no variables: a part of an expression depends only on the value it is applied to,
+so any part can be moved into a function of its own. That is how expression references
+(`&expr`) are built, and how deep nesting stays under CPython's limit of 20 nested blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from evroute.expr import runtime
+from evroute.expr.errors import (
+    INVALID_ARITY,
+    INVALID_TYPE,
+    INVALID_VALUE,
+    UNKNOWN_FUNCTION,
+    ExpressionSyntaxError,
+)
+from evroute.expr.unparse import unparse
+
+FUNCTION_NAMES = tuple(runtime.FUNCTIONS)
+# The names the generated code may use besides its own v<n>, k<n>, f<n>, h<n>, e<n>.
+HELPERS: dict[str, Any] = {
+    "T": type,
+    "D": dict,
+    "L": list,
+    "S": str,
+    "B": bool,
+    "NUM": runtime.NUMBER_TYPES,
+    "SLD": (str, list, dict),
+    "ln": len,
+    "eq": runtime.json_equal,
+    **{
+        f"f{index}": runtime.FUNCTIONS[name].implementation
+        for index, name in enumerate(FUNCTION_NAMES)
+    },
+}
+_ORDERING = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+# Nodes whose code opens blocks; past this many open blocks they move into a function.
+_BLOCK_NODES = frozenset(
+    (
+        "and_expression",
+        "or_expression",
+        "projection",
+        "value_projection",
+        "filter_projection",
+        "flatten",
+        "multi_select_list",
+        "multi_select_dict",
+    )
+)
+_MAX_BLOCKS = 12
+# Functions whose result is always a boolean.
+_BOOLEAN_FUNCTIONS = frozenset(("contains", "starts_with", "ends_with"))
+
+
+@dataclass
+class TracePoint:
+    """A part of the expression, for `explain`: its text and where it sits in the tree."""
+
+    expression: str
+    kind: str
+    children: list[TracePoint] = field(default_factory=list)
+
+
+@dataclass
+class Generated:
+    source: str
+    constants: tuple[Any, ...]
+    trace_root: TracePoint | None
+
+
+def plain(value: Any) -> Any:
+    """A literal as plain dicts and lists (the parser may give other mappings)."""
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def call_positions(source: str, tree: dict[str, Any]) -> dict[int, int]:
+    """Where each function call starts in the source, by id() of its node.
+
+    The parse tree keeps no positions; calls are matched with `name(` in the text in
+    the order they are written.
+    """
+    import re
+
+    ordered: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if not isinstance(node, dict):
+            return
+        if node.get("type") == "function_expression":
+            ordered.append(node)
+        children = node.get("children", [])
+        if node.get("type") == "filter_projection":  # written left[?condition].right
+            children = [children[0], children[2], children[1]]
+        for child in children:
+            walk(child)
+
+    walk(tree)
+    positions: dict[int, int] = {}
+    seen: dict[str, int] = {}
+    for node in ordered:
+        name = node["value"]
+        occurrence = seen.get(name, 0)
+        seen[name] = occurrence + 1
+        starts = [m.start() for m in re.finditer(rf"(?<![\w@\"']){re.escape(name)}\s*\(", source)]
+        if occurrence < len(starts):
+            positions[id(node)] = starts[occurrence]
+    return positions
+
+
+class CodeGenerator:
+    def __init__(self, source: str, tree: dict[str, Any], trace: bool) -> None:
+        self.source = source
+        self.tree = tree
+        self.trace = trace
+        self.constants: list[Any] = []
+        self.positions = call_positions(source, tree)
+        self.functions: list[list[str]] = []  # hoisted functions, each its lines
+        self.lines: list[str] = []
+        self.indent = 2
+        self.blocks = 0
+        self.counter = 0
+        self.boolean: set[str] = set()  # variables known to hold only true, false or null
+        self.trace_stack: list[TracePoint] = []
+        self.trace_root: TracePoint | None = None
+
+    # -- emitting ---------------------------------------------------------------------
+
+    def name(self, prefix: str = "v") -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def constant(self, value: Any) -> str:
+        self.constants.append(value)
+        return f"k{len(self.constants) - 1}"
+
+    def emit(self, line: str) -> None:
+        self.lines.append("    " * self.indent + line)
+
+    @contextlib.contextmanager
+    def block(self, header: str) -> Iterator[None]:
+        self.emit(header)
+        self.indent += 1
+        self.blocks += 1
+        try:
+            yield
+        finally:
+            self.indent -= 1
+            self.blocks -= 1
+
+    @contextlib.contextmanager
+    def function(self, name: str) -> Iterator[None]:
+        saved = (self.lines, self.indent, self.blocks, self.boolean)
+        self.lines, self.indent, self.blocks, self.boolean = [], 2, 0, set()
+        self.lines.append(f"    def {name}(v0):")
+        try:
+            yield
+        finally:
+            self.functions.append(self.lines)
+            self.lines, self.indent, self.blocks, self.boolean = saved
+
+    def truthy(self, value: str) -> str:
+        """A Python condition that holds when `value` is true in JMESPath."""
+        if value in self.boolean:
+            return value
+        return f"({value} or T({value}) in NUM)"  # 0 and 0.0 are true in JMESPath
+
+    def error(self, message: str, node: dict[str, Any], kind: str) -> ExpressionSyntaxError:
+        return ExpressionSyntaxError(message, self.source, self.positions.get(id(node)), kind)
+
+    # -- generating -------------------------------------------------------------------
+
+    def generate(self) -> Generated:
+        result = self.value(self.tree, "v0")
+        body = self.lines
+        returns = [
+            "    def search(v0):",
+            *body,
+            f"        return {result}",
+            "    def test(v0):",
+            *body,
+            f"        return True if {result} else T({result}) in NUM",
+        ]
+        if result in self.boolean:
+            returns[-1] = f"        return {result} is True"
+        lines = ["def build(constants, helpers, record):"]
+        if self.constants:
+            names = ", ".join(f"k{index}" for index in range(len(self.constants)))
+            lines.append(f"    ({names},) = constants")
+        lines.append(f"    ({', '.join(HELPERS)},) = helpers")
+        for function in self.functions:
+            lines.extend(function)
+        lines.extend(returns)
+        lines.append("    return search, test")
+        return Generated("\n".join(lines) + "\n", tuple(self.constants), self.trace_root)
+
+    def value(self, node: dict[str, Any], current: str) -> str:
+        """Emit the code for `node` applied to `current`; the name holding its value."""
+        kind = node["type"]
+        point: TracePoint | None = None
+        if self.trace:
+            point = TracePoint(unparse(node), kind)
+            if self.trace_stack:
+                self.trace_stack[-1].children.append(point)
+            else:
+                self.trace_root = point
+            self.trace_stack.append(point)
+        try:
+            if kind in _BLOCK_NODES and self.blocks >= _MAX_BLOCKS:
+                result = self.hoisted(node, current)
+            else:
+                generate = getattr(self, f"_{kind}", None)
+                if generate is None:
+                    raise self.error(f"unsupported expression ({kind})", node, INVALID_VALUE)
+                result = generate(node, current)
+        finally:
+            if point is not None:
+                self.trace_stack.pop()
+        if point is not None:
+            self.emit(f"record({self.constant(point)}, {result})")
+        return result
+
+    def hoisted(self, node: dict[str, Any], current: str) -> str:
+        helper = self.name("h")
+        with self.function(helper):
+            generate = getattr(self, f"_{node['type']}")
+            inner = generate(node, "v0")
+            self.emit(f"return {inner}")
+        result = self.name()
+        self.emit(f"{result} = {helper}({current})")
+        return result
+
+    def _identity(self, node: dict[str, Any], current: str) -> str:
+        return current
+
+    _current = _identity
+
+    def _literal(self, node: dict[str, Any], current: str) -> str:
+        return self.constant(plain(node["value"]))
+
+    def _field(self, node: dict[str, Any], current: str) -> str:
+        result = self.name()
+        key = self.constant(node["value"])
+        self.emit(f"{result} = {current}.get({key}) if T({current}) is D else None")
+        return result
+
+    def _subexpression(self, node: dict[str, Any], current: str) -> str:
+        for child in node["children"]:
+            current = self.value(child, current)
+        return current
+
+    _index_expression = _subexpression
+    _pipe = _subexpression
+
+    def _index(self, node: dict[str, Any], current: str) -> str:
+        result = self.name()
+        index = node["value"]
+        if index >= 0:
+            bound = f"ln({current}) > {self.constant(index)}"
+        else:
+            bound = f"ln({current}) >= {self.constant(-index)}"
+        at = self.constant(index)
+        self.emit(f"{result} = {current}[{at}] if T({current}) is L and {bound} else None")
+        return result
+
+    def _slice(self, node: dict[str, Any], current: str) -> str:
+        start, stop, step = node["children"]
+        if step == 0:
+            raise self.error("a slice's step cannot be 0", node, INVALID_VALUE)
+        result = self.name()
+        cut = self.constant(slice(start, stop, step))
+        self.emit(f"{result} = {current}[{cut}] if T({current}) is L else None")
+        return result
+
+    def _comparator(self, node: dict[str, Any], current: str) -> str:
+        left_node, right_node = node["children"]
+        left = self.value(left_node, current)
+        right = self.value(right_node, current)
+        operator = node["value"]
+        result = self.name()
+        self.boolean.add(result)
+        if operator in ("eq", "ne"):
+            test = self._equality(left, left_node, right, right_node)
+            self.emit(f"{result} = {test}" if operator == "eq" else f"{result} = not ({test})")
+            return result
+        checks = [
+            f"T({operand}) in NUM"
+            for operand, operand_node in ((left, left_node), (right, right_node))
+            if not (operand_node["type"] == "literal" and runtime.is_number(operand_node["value"]))
+        ]
+        compare = f"{left} {_ORDERING[operator]} {right}"
+        if checks:
+            compare = f"({compare}) if {' and '.join(checks)} else None"
+        self.emit(f"{result} = {compare}")
+        return result
+
+    @staticmethod
+    def _equality(left: str, left_node: Any, right: str, right_node: Any) -> str:
+        for value, other, other_node in ((left, right, right_node), (right, left, left_node)):
+            if other_node["type"] != "literal":
+                continue
+            literal = other_node["value"]
+            if isinstance(literal, str):
+                return f"{value} == {other}"  # a string equals only a string
+            if literal is None or isinstance(literal, bool):
+                return f"{value} is {other}"
+            if runtime.is_number(literal):
+                return f"({value} == {other} and T({value}) is not B)"
+        return f"eq({left}, {right})"
+
+    def _and_expression(self, node: dict[str, Any], current: str) -> str:
+        return self._short_circuit(node, current, when_true=True)
+
+    def _or_expression(self, node: dict[str, Any], current: str) -> str:
+        return self._short_circuit(node, current, when_true=False)
+
+    def _short_circuit(self, node: dict[str, Any], current: str, when_true: bool) -> str:
+        """`a && b` is b when a is true, else a; `a || b` is a when a is true, else b."""
+        left_node, right_node = node["children"]
+        left = self.value(left_node, current)
+        result = self.name()
+        condition = self.truthy(left)
+        with self.block(f"if {condition}:" if when_true else f"if not {condition}:"):
+            right = self.value(right_node, current)
+            self.emit(f"{result} = {right}")
+        with self.block("else:"):
+            self.emit(f"{result} = {left}")
+        if left in self.boolean and right in self.boolean:
+            self.boolean.add(result)
+        return result
+
+    def _not_expression(self, node: dict[str, Any], current: str) -> str:
+        operand = self.value(node["children"][0], current)
+        result = self.name()
+        self.boolean.add(result)
+        self.emit(f"{result} = not {self.truthy(operand)}")
+        return result
+
+    def _collect(self, result: str, element: str, right_node: dict[str, Any]) -> None:
+        """Append `right` applied to `element` to `result`, unless it is null."""
+        if right_node["type"] == "identity" and not self.trace:
+            with self.block(f"if {element} is not None:"):
+                self.emit(f"{result}.append({element})")
+            return
+        item = self.value(right_node, element)
+        with self.block(f"if {item} is not None:"):
+            self.emit(f"{result}.append({item})")
+
+    def _projection(self, node: dict[str, Any], current: str) -> str:
+        left_node, right_node = node["children"]
+        base = self.value(left_node, current)
+        return self._project(base, "", right_node, None)
+
+    def _value_projection(self, node: dict[str, Any], current: str) -> str:
+        left_node, right_node = node["children"]
+        base = self.value(left_node, current)
+        return self._project(base, ".values()", right_node, None)
+
+    def _filter_projection(self, node: dict[str, Any], current: str) -> str:
+        left_node, right_node, condition_node = node["children"]
+        base = self.value(left_node, current)
+        return self._project(base, "", right_node, condition_node)
+
+    def _project(
+        self,
+        base: str,
+        values: str,
+        right_node: dict[str, Any],
+        condition_node: dict[str, Any] | None,
+    ) -> str:
+        result = self.name()
+        element = self.name()
+        with self.block(f"if T({base}) is {'D' if values else 'L'}:"):
+            if right_node["type"] == "identity" and condition_node is None and not self.trace:
+                self.emit(f"{result} = [{element} for {element} in {base}{values}")
+                self.lines[-1] += f" if {element} is not None]"
+            else:
+                self.emit(f"{result} = []")
+                with self.block(f"for {element} in {base}{values}:"):
+                    if condition_node is None:
+                        self._collect(result, element, right_node)
+                    else:
+                        keep = self.value(condition_node, element)
+                        with self.block(f"if {self.truthy(keep)}:"):
+                            self._collect(result, element, right_node)
+        with self.block("else:"):
+            self.emit(f"{result} = None")
+        return result
+
+    def _flatten(self, node: dict[str, Any], current: str) -> str:
+        base = self.value(node["children"][0], current)
+        result = self.name()
+        element = self.name()
+        with self.block(f"if T({base}) is L:"):
+            self.emit(f"{result} = []")
+            with self.block(f"for {element} in {base}:"):
+                with self.block(f"if T({element}) is L:"):
+                    self.emit(f"{result}.extend({element})")
+                with self.block("else:"):
+                    self.emit(f"{result}.append({element})")
+        with self.block("else:"):
+            self.emit(f"{result} = None")
+        return result
+
+    def _multi_select_list(self, node: dict[str, Any], current: str) -> str:
+        result = self.name()
+        with self.block(f"if {current} is None:"):
+            self.emit(f"{result} = None")
+        with self.block("else:"):
+            items = [self.value(child, current) for child in node["children"]]
+            self.emit(f"{result} = [{', '.join(items)}]")
+        return result
+
+    def _multi_select_dict(self, node: dict[str, Any], current: str) -> str:
+        result = self.name()
+        with self.block(f"if {current} is None:"):
+            self.emit(f"{result} = None")
+        with self.block("else:"):
+            pairs = []
+            for pair in node["children"]:
+                key = self.constant(pair["value"])
+                pairs.append(f"{key}: {self.value(pair, current)}")
+            self.emit(f"{result} = {{{', '.join(pairs)}}}")
+        return result
+
+    def _key_val_pair(self, node: dict[str, Any], current: str) -> str:
+        return self.value(node["children"][0], current)
+
+    def _expref(self, node: dict[str, Any], current: str) -> str:
+        raise self.error(
+            "an expression reference (&...) can only be a function's argument", node, INVALID_TYPE
+        )
+
+    def _function_expression(self, node: dict[str, Any], current: str) -> str:
+        name = node["value"]
+        function = runtime.FUNCTIONS.get(name)
+        if function is None:
+            raise self.error(f"unknown function {name}()", node, UNKNOWN_FUNCTION)
+        children = node["children"]
+        expected = function.arguments
+        if len(children) != len(expected) and not (
+            function.variadic and len(children) >= len(expected)
+        ):
+            wanted = f"at least {len(expected)}" if function.variadic else str(len(expected))
+            raise self.error(
+                f"{name}() takes {wanted} argument(s), {len(children)} given", node, INVALID_ARITY
+            )
+        arguments = []
+        for index, child in enumerate(children):
+            kind = expected[min(index, len(expected) - 1)]
+            is_reference = child["type"] == "expref"
+            if is_reference != (kind == runtime.EXPREF):
+                wanted = "an expression reference (&...)" if kind == runtime.EXPREF else "a value"
+                raise self.error(
+                    f"{name}() expects {wanted} as argument {index + 1}", node, INVALID_TYPE
+                )
+            arguments.append(self.reference(child) if is_reference else self.value(child, current))
+        result = self.name()
+        if name in _BOOLEAN_FUNCTIONS:
+            self.boolean.add(result)
+        implementation = f"f{FUNCTION_NAMES.index(name)}"
+        first = children[0] if children else None
+        if (
+            name == "contains"
+            and first is not None
+            and first["type"] == "literal"
+            and isinstance(first["value"], list)
+            and all(isinstance(item, str) for item in first["value"])
+        ):
+            # a literal list of strings: only a string can be in it, so a set will do
+            choices = self.constant(frozenset(first["value"]))
+            needle = arguments[1]
+            self.emit(f"{result} = T({needle}) is S and {needle} in {choices}")
+        elif name == "length":
+            (subject,) = arguments
+            call = f"{implementation}({subject})"
+            self.emit(f"{result} = ln({subject}) if T({subject}) in SLD else {call}")
+        else:
+            self.emit(f"{result} = {implementation}({', '.join(arguments)})")
+        return result
+
+    def reference(self, node: dict[str, Any]) -> str:
+        """An expression reference: a function of the element it is applied to."""
+        point: TracePoint | None = None
+        if self.trace:
+            point = TracePoint(unparse(node), node["type"])
+            self.trace_stack[-1].children.append(point)
+            self.trace_stack.append(point)
+        helper = self.name("e")
+        try:
+            with self.function(helper):
+                inner = self.value(node["children"][0], "v0")
+                self.emit(f"return {inner}")
+        finally:
+            if point is not None:
+                self.trace_stack.pop()
+        return helper
+
+
+Builder = Callable[[tuple[Any, ...], tuple[Any, ...], Callable[[Any, Any], None]], Any]
+
+
+def helpers() -> tuple[Any, ...]:
+    return tuple(HELPERS.values())
