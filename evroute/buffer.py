@@ -1,17 +1,19 @@
 """A consumer's bounded queue, with the `on_full` policies.
 
-The router puts whole batches; the consumer's writer takes whole batches. Items are
-counted `enqueued` when offered, so every item ends as delivered, dropped or dead-lettered.
+The router puts parcels (a chunk of input's events for one consumer); the consumer's
+writer takes several at once. Events are counted `enqueued` when offered, so every event
+ends as delivered, dropped or dead-lettered.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 from evroute.config.model import QueueSettings
+from evroute.deadletter import Letter
 from evroute.stats import ConsumerStats
 
 # While blocked, re-check for shutdown this often: waking a few times a second at most.
@@ -19,18 +21,66 @@ WAIT_SLICE_S = 0.25
 SHUTDOWN_DETAIL = "evroute was stopped before delivery"
 
 
-class Envelope(NamedTuple):
-    """One event on its way to one consumer."""
+# A parcel's `origins` pack each event's line number and route as one int.
+ROUTE_BITS = 20
+ROUTE_MASK = (1 << ROUTE_BITS) - 1
 
-    payload: bytes  # what the consumer gets: the original line, or the transform's output
-    original: bytes  # the line as it arrived, for dead letters and redrive
+
+@dataclass(slots=True)
+class Parcel:
+    """Events on their way to one consumer, in order, from one input.
+
+    Kept as parallel lists rather than an object per event: the router builds and the
+    writer joins them at the cost of a list append per event.
+    """
+
     input: str
-    line: int
-    route: str
+    routes: Sequence[str]  # route names by index; "" for events no route matched
+    payloads: list[bytes]  # what the consumer gets: the line as it came, or the transform's
+    origins: list[int]  # per payload: (line number << ROUTE_BITS) | route index
+    originals: list[bytes] | None = None  # the lines as they came, where payloads differ
+    size: int = -1  # bytes of payload; worked out when left at -1
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            self.size = sum(map(len, self.payloads))
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+    def cut(self, start: int, stop: int | None = None) -> Parcel:
+        """The events from `start` to `stop`, as a parcel of their own."""
+        originals = None if self.originals is None else self.originals[start:stop]
+        return Parcel(
+            self.input, self.routes, self.payloads[start:stop], self.origins[start:stop], originals
+        )
+
+    def letters(self) -> Iterator[tuple[str, Letter]]:
+        """Each event as a dead letter, with the name of the route it came by."""
+        originals = self.originals if self.originals is not None else self.payloads
+        for origin, original in zip(self.origins, originals, strict=True):
+            route = self.routes[origin & ROUTE_MASK]
+            yield route, Letter(self.input, origin >> ROUTE_BITS, original, True)
 
 
-# Called with items the queue gives up on: (reason, detail, items)
-Reject = Callable[[str, str, list[Envelope]], None]
+def count(parcels: Iterable[Parcel]) -> int:
+    return sum(len(parcel) for parcel in parcels)
+
+
+def skip(parcels: list[Parcel], events: int) -> list[Parcel]:
+    """What remains of `parcels` after their first `events` events."""
+    rest: list[Parcel] = []
+    for parcel in parcels:
+        if events >= len(parcel):
+            events -= len(parcel)
+            continue
+        rest.append(parcel.cut(events) if events else parcel)
+        events = 0
+    return rest
+
+
+# Called with parcels the queue gives up on: (reason, detail, parcels)
+Reject = Callable[[str, str, list[Parcel]], None]
 
 OPEN, ENDED, FAILED = "open", "ended", "failed"
 
@@ -47,7 +97,8 @@ class ConsumerQueue:
         self.stats = stats
         self._reject = reject
         self._out_of_time = out_of_time
-        self._items: deque[Envelope] = deque()
+        self._parcels: deque[Parcel] = deque()
+        self._events = 0
         self._bytes = 0
         self._closed = False  # no more puts: the input is done
         self._mode = OPEN  # ENDED: the reader went away; FAILED: the sink cannot deliver
@@ -68,90 +119,133 @@ class ConsumerQueue:
         """False once the consumer's reader has gone away for good (stdout closed)."""
         return self._mode != ENDED
 
-    def _has_room(self, payload_size: int) -> bool:
-        if not self._items:
-            return True  # an item larger than buffer_bytes still passes, alone
-        return (
-            len(self._items) < self.settings.buffer
-            and self._bytes + payload_size <= self.settings.buffer_bytes
-        )
+    def _room(self, parcel: Parcel) -> int:
+        """How many of the parcel's first events fit now; an event larger than
+        buffer_bytes still passes, alone, into an empty queue."""
+        if not self._events:
+            free_events = self.settings.buffer
+            free_bytes = max(self.settings.buffer_bytes, len(parcel.payloads[0]))
+        else:
+            free_events = self.settings.buffer - self._events
+            free_bytes = self.settings.buffer_bytes - self._bytes
+        fits = min(len(parcel), max(free_events, 0))
+        if fits == len(parcel) and parcel.size <= free_bytes:
+            return fits
+        taken = 0
+        for index in range(fits):
+            taken += len(parcel.payloads[index])
+            if taken > free_bytes:
+                return index
+        return fits
 
-    def put_many(self, items: list[Envelope]) -> None:
-        """Offer items in order; what happens when full is the queue's `on_full`."""
-        dropped: list[Envelope] = []
-        rejected: list[Envelope] = []
-        with self._lock:
-            self.stats.enqueued += len(items)
-            if self._mode != OPEN or self._closed:
-                rejected = items
+    def _append(self, parcel: Parcel) -> None:
+        self._parcels.append(parcel)
+        self._events += len(parcel)
+        self._bytes += parcel.size
+
+    def _pop_oldest(self, events: int) -> list[Parcel]:
+        """Remove the oldest `events` events."""
+        removed: list[Parcel] = []
+        while events > 0 and self._parcels:
+            oldest = self._parcels[0]
+            if len(oldest) <= events:
+                self._parcels.popleft()
+                removed.append(oldest)
             else:
-                policy = self.settings.on_full
-                for index, item in enumerate(items):
-                    size = len(item.payload)
-                    if policy == "block":
-                        while not self._has_room(size) and self._mode == OPEN:
-                            if self._out_of_time():
-                                break
-                            # the writer may be waiting for what this batch put so far
-                            self._not_empty.notify()
-                            self._not_full.wait(WAIT_SLICE_S)
-                        if self._mode != OPEN or not self._has_room(size):
-                            rejected = items[index:]
-                            break
-                    elif policy == "drop_newest":
-                        if not self._has_room(size):
-                            dropped.append(item)
-                            continue
-                    else:  # drop_oldest
-                        while not self._has_room(size):
-                            oldest = self._items.popleft()
-                            self._bytes -= len(oldest.payload)
-                            dropped.append(oldest)
-                    self._items.append(item)
-                    self._bytes += size
-                if len(self._items):
-                    self._not_empty.notify()
-            self.stats.dropped += len(dropped)
+                removed.append(oldest.cut(0, events))
+                self._parcels[0] = oldest.cut(events)
+            events -= len(removed[-1])
+            self._events -= len(removed[-1])
+            self._bytes -= removed[-1].size
+        return removed
+
+    def put(self, parcel: Parcel) -> None:
+        """Offer a parcel of events; what happens when full is the queue's `on_full`."""
+        if not len(parcel):
+            return
+        dropped: list[Parcel] = []
+        rejected: Parcel | None = None
+        with self._lock:
+            self.stats.enqueued += len(parcel)
+            policy = self.settings.on_full
+            while True:
+                if self._mode != OPEN or self._closed:
+                    rejected = parcel
+                    break
+                room = self._room(parcel)
+                if room == len(parcel):
+                    self._append(parcel)
+                    break
+                if room:
+                    self._append(parcel.cut(0, room))
+                    parcel = parcel.cut(room)
+                if policy == "drop_newest":
+                    dropped.append(parcel)
+                    break
+                if policy == "drop_oldest":
+                    over = len(parcel) - max(0, self.settings.buffer - self._events)
+                    dropped.extend(self._pop_oldest(max(1, over)))
+                    continue
+                # block: the writer may be waiting for what this parcel put so far
+                if self._out_of_time():
+                    rejected = parcel
+                    break
+                self._not_empty.notify()
+                self._not_full.wait(WAIT_SLICE_S)
+            if self._events:
+                self._not_empty.notify()
+            self.stats.dropped += count(dropped)
         if dropped:
             self._reject("dropped", f"queue full (on_full: {self.settings.on_full})", dropped)
-        if rejected:
-            self._settle_rejected(rejected)
+        if rejected is not None:
+            self._settle_rejected([rejected])
 
-    def _settle_rejected(self, items: list[Envelope]) -> None:
+    def _settle_rejected(self, parcels: list[Parcel]) -> None:
         if self._mode == ENDED:
-            self.drop_for_reader(items)
+            self.drop_for_reader(parcels)
         elif self._mode == FAILED:
-            self.dead_letter(self._mode_reason, self._mode_detail, items)
+            self.dead_letter(self._mode_reason, self._mode_detail, parcels)
         else:  # shutting down
-            self.dead_letter("shutdown", SHUTDOWN_DETAIL, items)
+            self.dead_letter("shutdown", SHUTDOWN_DETAIL, parcels)
 
-    def drop_for_reader(self, items: list[Envelope]) -> None:
-        """Items the reader will never get because it left: counted, not dead-lettered."""
+    def drop_for_reader(self, parcels: list[Parcel]) -> None:
+        """Events the reader will never get because it left: counted, not dead-lettered."""
         with self._lock:
-            self.stats.dropped += len(items)
-            self.stats.dropped_by_reader += len(items)
+            events = count(parcels)
+            self.stats.dropped += events
+            self.stats.dropped_by_reader += events
 
-    def dead_letter(self, reason: str, detail: str, items: list[Envelope]) -> None:
+    def dead_letter(self, reason: str, detail: str, parcels: list[Parcel]) -> None:
+        if not parcels:
+            return
         with self._lock:
-            self.stats.dead_lettered += len(items)
-        self._reject(reason, detail, items)
+            self.stats.dead_lettered += count(parcels)
+        self._reject(reason, detail, parcels)
 
     def get_batch(
-        self, on_take: Callable[[list[Envelope]], None], max_items: int = 4096
-    ) -> list[Envelope] | None:
-        """Up to max_items in order, waiting for some; None once closed and empty.
+        self, on_take: Callable[[list[Parcel]], None], max_events: int = 4096
+    ) -> list[Parcel] | None:
+        """Up to max_events events in order, waiting for some; None once closed and empty.
 
         `on_take` sees the batch before the lock is released, so a batch is always
         either queued or held by its writer, never in between.
         """
         with self._lock:
-            while not self._items:
+            while not self._parcels:
                 if self._closed or self._mode != OPEN:
                     return None
                 self._not_empty.wait()
-            count = min(max_items, len(self._items))
-            batch = [self._items.popleft() for _ in range(count)]
-            self._bytes -= sum(len(item.payload) for item in batch)
+            batch: list[Parcel] = []
+            taken = 0
+            while self._parcels and taken < max_events:
+                parcel = self._parcels[0]
+                if taken + len(parcel) > max_events and taken:
+                    break
+                self._parcels.popleft()
+                batch.append(parcel)
+                taken += len(parcel)
+                self._bytes -= parcel.size
+            self._events -= taken
             on_take(batch)
             self._not_full.notify_all()
             return batch
@@ -171,15 +265,16 @@ class ConsumerQueue:
             self.fail(detail)
             return True
 
-    def take_all(self, and_then: Callable[[], None] = lambda: None) -> list[Envelope]:
+    def take_all(self, and_then: Callable[[], None] = lambda: None) -> list[Parcel]:
         """Remove and return everything queued; `and_then` runs under the same lock."""
         with self._lock:
-            items = list(self._items)
-            self._items.clear()
+            parcels = list(self._parcels)
+            self._parcels.clear()
+            self._events = 0
             self._bytes = 0
             and_then()
             self._not_full.notify_all()
-            return items
+            return parcels
 
     def end(self) -> None:
         """The reader went away (stdout closed): what is queued and what comes is dropped."""

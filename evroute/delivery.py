@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from evroute.buffer import SHUTDOWN_DETAIL, ConsumerQueue, Envelope
+from evroute.buffer import SHUTDOWN_DETAIL, ConsumerQueue, Parcel, count, skip
 from evroute.sinks import Sink, SinkEnded, SinkFailed
 from evroute.sinks.base import LINGER_S
 from evroute.stats import ConsumerStats
@@ -30,7 +30,7 @@ class ConsumerWorker:
         self.stats = stats
         self.stopping = stopping
         self.warn = warn
-        self._inflight: list[Envelope] | None = None
+        self._inflight: list[Parcel] | None = None
         self._settle_lock = threading.Lock()
         self._failed = False
         self._closing = False
@@ -40,18 +40,18 @@ class ConsumerWorker:
     def start(self) -> None:
         self.thread.start()
 
-    def _hold(self, batch: list[Envelope]) -> None:
+    def _hold(self, batch: list[Parcel]) -> None:
         self._inflight = batch
 
-    def _settle(self, batch: list[Envelope], delivered: int, outcome: str, detail: str) -> None:
+    def _settle(self, batch: list[Parcel], delivered: int, outcome: str, detail: str) -> None:
         """Account for the in-flight batch once, whoever gets there first: its first
-        `delivered` items went out, the rest end as `outcome`."""
+        `delivered` events went out, the rest end as `outcome`."""
         with self._settle_lock:
             if self._inflight is not batch:
                 return
             self._inflight = None
         self.stats.delivered += delivered
-        rest = batch[delivered:]
+        rest = skip(batch, delivered)
         if not rest:
             return
         if outcome == "ended":
@@ -62,7 +62,7 @@ class ConsumerWorker:
     def abandon(self) -> None:
         """The writer is stuck past the deadline: what it holds and what is queued is lost
         to the shutdown."""
-        held: list[list[Envelope]] = []
+        held: list[list[Parcel]] = []
         queued = self.queue.take_all(lambda: held.append(self._inflight or []))
         self.queue.dead_letter("shutdown", SHUTDOWN_DETAIL, queued)
         if held[0]:
@@ -141,8 +141,13 @@ class ConsumerWorker:
             )
             self._watcher.start()
         while (batch := self.queue.get_batch(self._hold)) is not None:
+            payloads = (
+                batch[0].payloads
+                if len(batch) == 1
+                else [payload for parcel in batch for payload in parcel.payloads]
+            )
             try:
-                self.sink.write([envelope.payload for envelope in batch])
+                self.sink.write(payloads)
             except SinkEnded as ended:
                 self._settle(batch, ended.delivered, "ended", str(ended))
                 self.stats.state = "closed"
@@ -157,4 +162,4 @@ class ConsumerWorker:
                     self._settle(batch, failed.delivered, "delivery_failed", str(failed))
                     self._fail(str(failed))
                 return
-            self._settle(batch, len(batch), "", "")
+            self._settle(batch, count(batch), "", "")

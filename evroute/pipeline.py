@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from evroute.buffer import SHUTDOWN_DETAIL, ConsumerQueue, Envelope
+from evroute.buffer import SHUTDOWN_DETAIL, ConsumerQueue, Parcel
 from evroute.config.model import Config
-from evroute.deadletter import DeadLetters, Letter, undelivered
+from evroute.deadletter import DeadLetters, undelivered
 from evroute.delivery import ConsumerWorker
 from evroute.errors import EvrouteError, InputError
 from evroute.router import Router
 from evroute.sinks import SINK_KINDS
 from evroute.sources import LineSplitter, OversizeLine, Source, open_sources
-from evroute.sources.lines import Line
+from evroute.sources.lines import LineBatch
 from evroute.sources.pacing import Pacer
 from evroute.stats import ConsumerStats, RunStats
 
@@ -111,17 +111,18 @@ class Pipeline:
             return False
         return time.monotonic() > self.stop_time + self.config.shutdown_timeout
 
-    def _dead_letterer(self, consumer: str) -> Callable[[str, str, list[Envelope]], None]:
-        def reject(reason: str, detail: str, items: list[Envelope]) -> None:
+    def _dead_letterer(self, consumer: str) -> Callable[[str, str, list[Parcel]], None]:
+        def reject(reason: str, detail: str, parcels: list[Parcel]) -> None:
             # runs of one route, so the letters stay in the order the events came
-            for route, envelopes in itertools.groupby(items, key=lambda item: item.route):
-                self.dead_letters.add(
-                    reason,
-                    detail,
-                    (Letter(e.input, e.line, e.original, parsed=True) for e in envelopes),
-                    route=route or None,
-                    consumer=consumer,
-                )
+            for parcel in parcels:
+                for route, letters in itertools.groupby(parcel.letters(), key=lambda x: x[0]):
+                    self.dead_letters.add(
+                        reason,
+                        detail,
+                        (letter for _, letter in letters),
+                        route=route or None,
+                        consumer=consumer,
+                    )
 
         return reject
 
@@ -231,28 +232,26 @@ class Pipeline:
     def _should_stop_reading(self) -> bool:
         return self.stopping() or not any(queue.has_reader for queue in self.queues.values())
 
-    def _route(self, input_name: str, lines: list[Line], advance: Callable[[int], None]) -> None:
+    def _route(self, input_name: str, batch: LineBatch, advance: Callable[[int], None]) -> None:
         """Route lines; paced, in groups that are due, telling `advance` the bytes routed."""
         pacer = self.options.pacer
         if pacer is None:
-            self.router.route_batch(input_name, lines)
+            self.router.route(input_name, batch)
             return
-        group: list[Line] = []
+        start = 0
         routed = 0
-        for item in lines:
-            _, line = item
-            due = None if isinstance(line, OversizeLine) else pacer.due(line)
+        for position, line in enumerate(batch.lines):
+            due = None if isinstance(line, OversizeLine) or not line.strip() else pacer.due(line)
             if due is not None:
                 wait = due - time.monotonic()
                 if wait > PACING_SLACK_S:
-                    self.router.route_batch(input_name, group)
+                    self.router.route(input_name, batch.cut(start, position))
                     advance(routed)
-                    group = []
+                    start = position
                     if self._sleep_until(due):
                         return
-            group.append(item)
             routed += (line.length if isinstance(line, OversizeLine) else len(line)) + 1
-        self.router.route_batch(input_name, group)
+        self.router.route(input_name, batch.cut(start))
 
     def _sleep_until(self, due: float) -> bool:
         """Wait, waking early for a signal; True when reading should stop instead."""

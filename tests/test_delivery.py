@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evroute.buffer import ConsumerQueue, Envelope
+from evroute.buffer import ROUTE_BITS, ConsumerQueue, Parcel
 from evroute.config.model import ConsumerConfig, QueueSettings
 from evroute.delivery import ConsumerWorker
 from evroute.sinks import Sink, SinkFailed
@@ -38,17 +38,17 @@ def run_worker(sink: Sink, batches: int) -> tuple[ConsumerStats, list[tuple[str,
     queue = ConsumerQueue(
         QueueSettings(buffer=100),
         stats,
-        lambda reason, detail, items: rejected.extend((reason, detail, e.line) for e in items),
+        lambda reason, detail, parcels: rejected.extend(
+            (reason, detail, letter.line) for parcel in parcels for _, letter in parcel.letters()
+        ),
     )
     worker = ConsumerWorker(sink, queue, stats, lambda: False, lambda message: None)
     worker.start()
     line = 0
     for _ in range(batches):
-        items = []
-        for _ in range(10):
-            line += 1
-            items.append(Envelope(b"{}", b"{}", "in", line, "r"))
-        queue.put_many(items)
+        origins = [(number << ROUTE_BITS) for number in range(line + 1, line + 11)]
+        line += 10
+        queue.put(Parcel("in", ("r",), [b"{}"] * 10, origins))
         # one batch at a time, so the sink sees them one by one
         while len(rejected) + stats.delivered < line and worker.thread.is_alive():
             worker.thread.join(0.01)

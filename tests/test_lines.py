@@ -7,13 +7,15 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evroute.sources.lines import BOM, LineSplitter, OversizeLine
+from evroute.sources.lines import BOM, LineBatch, LineSplitter, OversizeLine, has_long_digit_run
 
 LIMIT = 8
 
 line_bytes = st.one_of(
     st.binary(max_size=12).filter(lambda b: b"\n" not in b),
-    st.sampled_from([b"", b"  ", b"\r", b'{"a":1}', b"x" * 20, BOM + b"{}"]),
+    st.sampled_from(
+        [b"", b"  ", b"\r", b'{"a":1}', b"x" * 20, BOM + b"{}", b"12345678901234567890"]
+    ),
 )
 
 
@@ -36,13 +38,21 @@ def split(data: bytes, cuts: list[int], limit: int) -> list[tuple[int, bytes | t
     splitter = LineSplitter(limit)
     got = []
     positions = sorted({min(cut, len(data)) for cut in cuts} | {0, len(data)})
-    for start, end in itertools.pairwise(positions):
-        got.extend(splitter.feed(data[start:end]))
-    got.extend(splitter.finish())
+    batches = [splitter.feed(data[start:end]) for start, end in itertools.pairwise(positions)]
+    batches.append(splitter.finish())
+    for batch in batches:
+        assert_flags_long_digits(batch)
+        got.extend(batch.numbered())
     return [
         (n, (line.prefix, line.length) if isinstance(line, OversizeLine) else line)
         for n, line in got
     ]
+
+
+def assert_flags_long_digits(batch: LineBatch) -> None:
+    """A batch may say a line has a long run of digits when none has, never the reverse."""
+    if any(isinstance(line, bytes) and has_long_digit_run(line) for line in batch.lines):
+        assert batch.long_digits
 
 
 @settings(max_examples=400)
@@ -63,9 +73,9 @@ def test_a_huge_line_is_reported_with_its_length_in_bounded_memory() -> None:
     splitter = LineSplitter(1024)
     out = []
     for _ in range(64):  # 64 MiB without a newline, fed 1 MiB at a time
-        out.extend(splitter.feed(b"x" * (1 << 20)))
+        out.extend(splitter.feed(b"x" * (1 << 20)).numbered())
         assert len(splitter._pending) <= 1024
-    out.extend(splitter.feed(b"\n{}\n"))
+    out.extend(splitter.feed(b"\n{}\n").numbered())
     assert [(n, type(line).__name__) for n, line in out] == [(1, "OversizeLine"), (2, "bytes")]
     oversize = out[0][1]
     assert isinstance(oversize, OversizeLine) and oversize.length == 64 << 20

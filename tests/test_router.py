@@ -16,6 +16,7 @@ from evroute.buffer import ConsumerQueue
 from evroute.config.model import Config, ConsumerConfig, QueueSettings, RouteConfig
 from evroute.deadletter import DeadLetters
 from evroute.router import Router
+from evroute.sources.lines import LineBatch
 from evroute.stats import ConsumerStats, RunStats
 
 FILTERS = [
@@ -27,6 +28,11 @@ FILTERS = [
     "length(tags) > `1` && a != `0`",
     "tags[?@ == 'y'] | length(@) == `1`",
     "c || b == 'y'",
+    # equalities the router indexes routes by
+    "b == 'x' && a > `1`",
+    "'y' == b",
+    "b == 'x'",
+    "d.e == 'x' && b == 'y'",
 ]
 TRANSFORM = "{a: a, n: length(tags || `[]`), first: tags[0]}"
 
@@ -37,6 +43,7 @@ events = st.fixed_dictionaries(
         "b": st.sampled_from(["x", "y", ""]),
         "c": st.one_of(st.booleans(), st.none(), st.just(0), st.just([])),
         "tags": st.lists(st.sampled_from(["x", "y", "z"]), max_size=3),
+        "d": st.fixed_dictionaries({}, optional={"e": st.sampled_from(["x", "y", 1])}),
     },
 )
 
@@ -56,7 +63,7 @@ def matches(source: str, event: dict[str, Any]) -> bool:
 @settings(max_examples=150, deadline=None)
 @given(
     batch=st.lists(events, max_size=20),
-    filters=st.lists(st.sampled_from(FILTERS), min_size=1, max_size=3),
+    filters=st.lists(st.sampled_from(FILTERS), min_size=1, max_size=5),
     transformed=st.booleans(),
 )
 def test_each_consumer_gets_what_jmespath_says_in_order(
@@ -82,14 +89,14 @@ def test_each_consumer_gets_what_jmespath_says_in_order(
     queue = ConsumerQueue(QueueSettings(buffer=10_000), consumer_stats, lambda *args: None)
     router = Router(config, {"out": queue}, DeadLetters(None), stats)
     lines = [orjson.dumps(event) for event in batch]
-    router.route_batch("in", list(enumerate(lines, 1)))
+    router.route("in", LineBatch(1, list(lines), long_digits=True))
 
     expected: list[Any] = []
     for line, event in zip(lines, batch, strict=True):
         for source in filters:
             if matches(source, event):
                 expected.append(jmespath.search(TRANSFORM, event) if transformed else line)
-    got = [envelope.payload for envelope in queue.take_all()]
+    got = [payload for parcel in queue.take_all() for payload in parcel.payloads]
     if transformed:
         assert [json.loads(payload) for payload in got] == expected
     else:

@@ -100,6 +100,32 @@ class Expression:
         pass it to `error`."""
         return self._test  # type: ignore[no-any-return]
 
+    @property
+    def search_function(self) -> Callable[[Any], Any]:
+        """`search` without the error translation, like `test_function`."""
+        return self._search  # type: ignore[no-any-return]
+
+    def required_equalities(self) -> list[tuple[tuple[str, ...], str]]:
+        """The (field path, string) pairs this expression is true only with.
+
+        From `path == 'text'` terms joined by `&&` at the top: `"detail-type" ==
+        'OrderPlaced' && detail.amount > `100`` gives [(("detail-type",), "OrderPlaced")].
+        The router indexes routes by them.
+        """
+        found: list[tuple[tuple[str, ...], str]] = []
+        pending = [self.tree]
+        while pending:
+            node = pending.pop()
+            if node["type"] == "and_expression":
+                pending.extend(node["children"])
+            elif node["type"] == "comparator" and node["value"] == "eq":
+                left, right = node["children"]
+                for path_node, literal in ((left, right), (right, left)):
+                    path = _field_path(path_node)
+                    if path and literal["type"] == "literal" and type(literal["value"]) is str:
+                        found.append((path, literal["value"]))
+        return found
+
     def search(self, data: Any) -> Any:
         """The expression's value for `data`; raises ExpressionError."""
         try:
@@ -152,6 +178,17 @@ class Expression:
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
+
+
+def _field_path(node: dict[str, Any]) -> tuple[str, ...] | None:
+    """("a", "b") for `a.b`; None for anything but fields joined by dots."""
+    if node["type"] == "field":
+        return (node["value"],)
+    if node["type"] == "subexpression":
+        parts = [_field_path(child) for child in node["children"]]
+        if all(part is not None for part in parts):
+            return tuple(name for part in parts for name in part)  # type: ignore[union-attr]
+    return None
 
 
 def _name_at(source: str, position: int) -> str:

@@ -64,6 +64,8 @@ _BLOCK_NODES = frozenset(
 _MAX_BLOCKS = 12
 # Functions whose result is always a boolean.
 _BOOLEAN_FUNCTIONS = frozenset(("contains", "starts_with", "ends_with"))
+# Functions whose result is always a number.
+_NUMBER_FUNCTIONS = frozenset(("abs", "ceil", "floor", "length", "sum"))
 
 
 @dataclass
@@ -138,6 +140,7 @@ class CodeGenerator:
         self.blocks = 0
         self.counter = 0
         self.boolean: set[str] = set()  # variables known to hold only true, false or null
+        self.numeric: set[str] = set()  # variables known to hold a number
         self.trace_stack: list[TracePoint] = []
         self.trace_root: TracePoint | None = None
 
@@ -167,14 +170,14 @@ class CodeGenerator:
 
     @contextlib.contextmanager
     def function(self, name: str) -> Iterator[None]:
-        saved = (self.lines, self.indent, self.blocks, self.boolean)
-        self.lines, self.indent, self.blocks, self.boolean = [], 2, 0, set()
+        saved = (self.lines, self.indent, self.blocks, self.boolean, self.numeric)
+        self.lines, self.indent, self.blocks, self.boolean, self.numeric = [], 2, 0, set(), set()
         self.lines.append(f"    def {name}(v0):")
         try:
             yield
         finally:
             self.functions.append(self.lines)
-            self.lines, self.indent, self.blocks, self.boolean = saved
+            self.lines, self.indent, self.blocks, self.boolean, self.numeric = saved
 
     def truthy(self, value: str) -> str:
         """A Python condition that holds when `value` is true in JMESPath."""
@@ -303,7 +306,8 @@ class CodeGenerator:
         checks = [
             f"T({operand}) in NUM"
             for operand, operand_node in ((left, left_node), (right, right_node))
-            if not (operand_node["type"] == "literal" and runtime.is_number(operand_node["value"]))
+            if operand not in self.numeric
+            and not (operand_node["type"] == "literal" and runtime.is_number(operand_node["value"]))
         ]
         compare = f"{left} {_ORDERING[operator]} {right}"
         if checks:
@@ -462,6 +466,19 @@ class CodeGenerator:
             raise self.error(
                 f"{name}() takes {wanted} argument(s), {len(children)} given", node, INVALID_ARITY
             )
+        choices = self._string_choices(children[0]) if name == "contains" else None
+        if choices is not None and not self.trace:
+            # contains() on a list of strings written out: only a string can be in it,
+            # so a set will do (a list written as [...] is null where the data is null)
+            needle = self.value(children[1], current)
+            result = self.name()
+            self.boolean.add(result)
+            test = f"T({needle}) is S and {needle} in {self.constant(choices)}"
+            if children[0]["type"] == "multi_select_list":
+                test = f"({test}) if {current} is not None else f{FUNCTION_NAMES.index(name)}"
+                test += f"({current}, {needle})"
+            self.emit(f"{result} = {test}")
+            return result
         arguments = []
         for index, child in enumerate(children):
             kind = expected[min(index, len(expected) - 1)]
@@ -475,26 +492,30 @@ class CodeGenerator:
         result = self.name()
         if name in _BOOLEAN_FUNCTIONS:
             self.boolean.add(result)
+        if name in _NUMBER_FUNCTIONS:
+            self.numeric.add(result)
         implementation = f"f{FUNCTION_NAMES.index(name)}"
-        first = children[0] if children else None
-        if (
-            name == "contains"
-            and first is not None
-            and first["type"] == "literal"
-            and isinstance(first["value"], list)
-            and all(isinstance(item, str) for item in first["value"])
-        ):
-            # a literal list of strings: only a string can be in it, so a set will do
-            choices = self.constant(frozenset(first["value"]))
-            needle = arguments[1]
-            self.emit(f"{result} = T({needle}) is S and {needle} in {choices}")
-        elif name == "length":
+        if name == "length":
             (subject,) = arguments
             call = f"{implementation}({subject})"
             self.emit(f"{result} = ln({subject}) if T({subject}) in SLD else {call}")
         else:
             self.emit(f"{result} = {implementation}({', '.join(arguments)})")
         return result
+
+    @staticmethod
+    def _string_choices(node: dict[str, Any]) -> frozenset[str] | None:
+        """The strings of a list of string literals, written `[...]` or as a literal."""
+        if node["type"] == "literal":
+            items = node["value"]
+            if isinstance(items, list) and all(isinstance(item, str) for item in items):
+                return frozenset(items)
+        if node["type"] == "multi_select_list" and all(
+            child["type"] == "literal" and isinstance(child["value"], str)
+            for child in node["children"]
+        ):
+            return frozenset(child["value"] for child in node["children"])
+        return None
 
     def reference(self, node: dict[str, Any]) -> str:
         """An expression reference: a function of the element it is applied to."""

@@ -18,23 +18,56 @@ class OversizeLine(NamedTuple):
 
 Line = tuple[int, "bytes | OversizeLine"]
 
+# orjson reads integers beyond 64 bits as floats, losing digits. Lines where one may be
+# (a run of 19 digits or more) are parsed exactly instead. Mapping digits to "0" and
+# looking for 19 of them over a whole chunk costs about a nanosecond a byte.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 19
+
+
+def has_long_digit_run(data: bytes) -> bool:
+    return _LONG_DIGITS in data.translate(_DIGITS_TO_ZERO)
+
+
+class LineBatch(NamedTuple):
+    """Consecutive lines of an input: `lines[i]` is line number `first + i`.
+
+    Blank lines are kept, so that numbers follow from positions; the router skips them.
+    """
+
+    first: int
+    lines: list[bytes | OversizeLine]
+    long_digits: bool = True  # False when no line has a run of 19 digits
+
+    def numbered(self) -> list[Line]:
+        """(number, line) for each line that is not blank."""
+        return [
+            (self.first + index, line)
+            for index, line in enumerate(self.lines)
+            if isinstance(line, OversizeLine) or (line and not line.isspace())
+        ]
+
+    def cut(self, start: int, stop: int | None = None) -> LineBatch:
+        return LineBatch(self.first + start, self.lines[start:stop], self.long_digits)
+
 
 class LineSplitter:
-    """Feed chunks, get complete lines with their 1-based numbers; blank lines are skipped."""
+    """Feed chunks, get complete lines numbered from 1, in bounded memory."""
 
     def __init__(self, max_event_bytes: int) -> None:
         self.max_event_bytes = max_event_bytes
         self._pending = b""
-        self._line_number = 0
+        self._line_number = 0  # lines handed out so far
         self._at_start = True
         self._oversize: OversizeLine | None = None  # inside a line that is too long
 
-    def feed(self, chunk: bytes) -> list[Line]:
-        lines: list[Line] = []
+    def feed(self, chunk: bytes) -> LineBatch:
+        lines: list[bytes | OversizeLine] = []
+        first = self._line_number + 1
         if self._at_start:
             if len(self._pending) + len(chunk) < len(BOM) and BOM.startswith(self._pending + chunk):
                 self._pending += chunk
-                return lines
+                return LineBatch(first, lines, False)
             chunk = self._pending + chunk
             self._pending = b""
             self._at_start = False
@@ -48,40 +81,45 @@ class LineSplitter:
                 prefix += rest[: RAW_LIMIT - len(prefix)]
             if end < 0:
                 self._oversize = OversizeLine(prefix, length + len(chunk))
-                return lines
+                return LineBatch(first, lines, False)
             self._line_number += 1
-            lines.append((self._line_number, OversizeLine(prefix, length + end)))
+            lines.append(OversizeLine(prefix, length + end))
             self._oversize = None
             chunk = chunk[end + 1 :]
         data = self._pending + chunk if self._pending else chunk
-        parts = data.split(b"\n")
-        self._pending = parts.pop()
+        split = data.split(b"\n")
+        self._pending = split.pop()
         limit = self.max_event_bytes
-        number = self._line_number
-        for part in parts:
-            number += 1
-            if len(part) > limit:
-                lines.append((number, OversizeLine(part[:RAW_LIMIT], len(part))))
-            elif part and not part.isspace():
-                lines.append((number, part))
-        self._line_number = number
+        parts: list[bytes | OversizeLine] = split  # type: ignore[assignment]
+        if split:
+            if max(map(len, split)) > limit:
+                parts = [
+                    OversizeLine(part[:RAW_LIMIT], len(part)) if len(part) > limit else part
+                    for part in split
+                ]
+            if lines:
+                lines.extend(parts)
+            else:
+                lines = parts
+            self._line_number += len(parts)
         if len(self._pending) > limit:
             self._oversize = OversizeLine(self._pending[:RAW_LIMIT], len(self._pending))
             self._pending = b""
-        return lines
+        return LineBatch(first, lines, bool(parts) and has_long_digit_run(data))
 
-    def finish(self) -> list[Line]:
+    def finish(self) -> LineBatch:
         """The last line, when the input does not end with a newline."""
-        lines: list[Line] = []
+        first = self._line_number + 1
+        lines: list[bytes | OversizeLine] = []
         if self._oversize is not None:
-            self._line_number += 1
-            lines.append((self._line_number, self._oversize))
+            lines.append(self._oversize)
             self._oversize = None
-        elif self._pending and not self._pending.isspace():
-            self._line_number += 1
+        elif self._pending:
             pending = self._pending
             if self._at_start and pending.startswith(BOM):
                 pending = pending[len(BOM) :]
-            lines.append((self._line_number, pending))
+            lines.append(pending)
+        self._line_number += len(lines)
         self._pending = b""
-        return lines
+        long_digits = bool(lines) and isinstance(lines[0], bytes) and has_long_digit_run(lines[0])
+        return LineBatch(first, lines, long_digits)
