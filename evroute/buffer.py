@@ -7,6 +7,7 @@ ends as delivered, dropped or dead-lettered.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,23 +22,20 @@ WAIT_SLICE_S = 0.25
 SHUTDOWN_DETAIL = "evroute was stopped before delivery"
 
 
-# A parcel's `origins` pack each event's line number and route as one int.
-ROUTE_BITS = 20
-ROUTE_MASK = (1 << ROUTE_BITS) - 1
-
-
 @dataclass(slots=True)
 class Parcel:
-    """Events on their way to one consumer, in order, from one input.
+    """Events on their way to one consumer, in order, from one batch of one input.
 
-    Kept as parallel lists rather than an object per event: the router builds and the
-    writer joins them at the cost of a list append per event.
+    Kept as parallel lists rather than an object per event, which the router builds
+    and the writer joins at C speed.
     """
 
     input: str
     routes: Sequence[str]  # route names by index; "" for events no route matched
+    first: int  # the line number of position 0
     payloads: list[bytes]  # what the consumer gets: the line as it came, or the transform's
-    origins: list[int]  # per payload: (line number << ROUTE_BITS) | route index
+    positions: list[int]  # per payload: its line number, less `first`
+    route: int | list[int]  # the route index of every payload, or of each
     originals: list[bytes] | None = None  # the lines as they came, where payloads differ
     size: int = -1  # bytes of payload; worked out when left at -1
 
@@ -50,17 +48,24 @@ class Parcel:
 
     def cut(self, start: int, stop: int | None = None) -> Parcel:
         """The events from `start` to `stop`, as a parcel of their own."""
-        originals = None if self.originals is None else self.originals[start:stop]
         return Parcel(
-            self.input, self.routes, self.payloads[start:stop], self.origins[start:stop], originals
+            self.input,
+            self.routes,
+            self.first,
+            self.payloads[start:stop],
+            self.positions[start:stop],
+            self.route if isinstance(self.route, int) else self.route[start:stop],
+            None if self.originals is None else self.originals[start:stop],
         )
 
     def letters(self) -> Iterator[tuple[str, Letter]]:
         """Each event as a dead letter, with the name of the route it came by."""
         originals = self.originals if self.originals is not None else self.payloads
-        for origin, original in zip(self.origins, originals, strict=True):
-            route = self.routes[origin & ROUTE_MASK]
-            yield route, Letter(self.input, origin >> ROUTE_BITS, original, True)
+        routes = (
+            itertools.repeat(self.route, len(self)) if isinstance(self.route, int) else self.route
+        )
+        for position, route, original in zip(self.positions, routes, originals, strict=True):
+            yield self.routes[route], Letter(self.input, self.first + position, original, True)
 
 
 def count(parcels: Iterable[Parcel]) -> int:

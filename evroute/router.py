@@ -11,10 +11,10 @@ from typing import Any, cast
 
 import orjson
 
-from evroute.buffer import ROUTE_BITS, ConsumerQueue, Parcel
-from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP, Config, RouteConfig
+from evroute.buffer import ConsumerQueue, Parcel
+from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP, Config
 from evroute.deadletter import DeadLetters, Letter
-from evroute.expr import ExpressionError
+from evroute.expr import ExpressionError, Plan, PlanStep, compile_plan
 from evroute.sources.lines import LineBatch, OversizeLine, has_long_digit_run
 from evroute.stats import RouteStats, RunStats
 
@@ -79,45 +79,14 @@ def encode(value: Any) -> bytes:
         ) from None
 
 
-# How an event reaches one consumer: appends to its parcel's payloads and origins, and to
-# its originals when some route to it transforms.
-Appenders = tuple[Callable[[bytes], None], Callable[[int], None], Callable[[bytes], None] | None]
-# A route as the hot loop uses it: (index, filter's test, transform's search, appenders)
-Step = tuple[int, Callable[[Any], Any] | None, Callable[[Any], Any] | None, tuple[Appenders, ...]]
-
-
-class _Outbox:
-    """What one consumer gets from the batch being routed, kept from batch to batch."""
-
-    def __init__(self, consumer: str, transformed: bool) -> None:
-        self.consumer = consumer
-        self.payloads: list[bytes] = []
-        self.origins: list[int] = []
-        self.originals: list[bytes] | None = [] if transformed else None
-        self.appenders: Appenders = (
-            self.payloads.append,
-            self.origins.append,
-            None if self.originals is None else self.originals.append,
-        )
-
-    def parcel(self, input_name: str, routes: tuple[str, ...]) -> Parcel | None:
-        """The batch's events as a parcel, emptying the outbox."""
-        if not self.payloads:
-            return None
-        originals = None if self.originals is None else self.originals.copy()
-        parcel = Parcel(input_name, routes, self.payloads.copy(), self.origins.copy(), originals)
-        self.payloads.clear()
-        self.origins.clear()
-        if self.originals is not None:
-            self.originals.clear()
-        return parcel
-
-
 class Router:
-    """Parses each line, tests it against the routes, and fills each consumer's parcel.
+    """Parses each line, runs the routes' filters on it, and gives each consumer its share.
 
-    Routes whose filter requires `path == 'text'` are indexed by that text (for the path
-    most routes use), so an event is tested only against the routes it can match.
+    The filters run as routing plans (expr.compile_plan): one generated function per set
+    of routes an event can match. Routes whose filter requires `path == 'text'` are
+    indexed by that text, for the path most routes use, so an event only runs the
+    filters of the routes it can match. A batch's matches are kept as positions per
+    route, and become one parcel per consumer at the end of the batch.
     """
 
     def __init__(
@@ -136,39 +105,101 @@ class Router:
         # the last index is for events that no route matched
         self.route_names = (*(route.name for route in routes), "")
         self.unmatched_index = len(routes)
+        # what the batch being routed matched: positions per route, transformed payloads
+        self.positions: list[list[int]] = [[] for _ in self.route_names]
+        self.payloads: list[list[bytes] | None] = [None] * len(self.route_names)
+        for index, route in enumerate(routes):
+            if route.transform is not None:
+                self.payloads[index] = []
         unmatched = config.unmatched
-        self.unmatched_dead_letter = unmatched == UNMATCHED_DEAD_LETTER
         assert unmatched in queues or unmatched in (UNMATCHED_DROP, UNMATCHED_DEAD_LETTER)
-        transformed = {name for route in routes if route.transform for name in route.to}
-        self.outboxes = {name: _Outbox(name, name in transformed) for name in queues}
-        self.unmatched_appenders = (
-            self.outboxes[unmatched].appenders if unmatched in self.outboxes else None
+        self.feeds: dict[str, list[int]] = {name: [] for name in queues}
+        for index, route in enumerate(routes):
+            for name in route.to:
+                self.feeds[name].append(index)
+        if unmatched in queues:
+            self.feeds[unmatched].append(self.unmatched_index)
+        self.record_unmatched = (
+            self._unmatched_letter
+            if unmatched == UNMATCHED_DEAD_LETTER
+            else self.positions[self.unmatched_index].append
         )
-        steps = [
-            (
-                index,
-                None if route.filter is None else route.filter.test_function,
-                None if route.transform is None else route.transform.search_function,
-                tuple(self.outboxes[name].appenders for name in route.to),
-            )
+        recorders = [
+            self.positions[index].append if route.transform is None else self._transformer(index)
             for index, route in enumerate(routes)
         ]
-        self.index_path, self.plans, self.default_plan = _index(routes, steps)
-        # dead letters of the batch being routed, in the order of its lines
+        steps = [
+            PlanStep(index, route.filter, route.transform is not None)
+            for index, route in enumerate(routes)
+        ]
+        self.index_path, self.plans, self.default_plan = self._plans(steps, recorders)
+        # the batch being routed, for dead letters
+        self._input = ""
+        self._first = 0
+        self._lines: list[bytes] = []
         self._letters: list[tuple[str, str, str | None, Letter]] = []
+
+    def _plans(
+        self, steps: list[PlanStep], recorders: list[Callable[..., Any]]
+    ) -> tuple[tuple[str, ...] | None, dict[str, Plan], Plan]:
+        """The path to index by, the plan for each of its values, and for other events.
+
+        Plans keep the routes in config order, so an event reaches its consumers in the
+        same order whichever plan it takes.
+        """
+        required: list[dict[tuple[str, ...], str]] = [
+            dict(route.filter.required_equalities()) if route.filter is not None else {}
+            for route in self.config.routes
+        ]
+        uses = Counter(path for paths in required for path in paths)
+        path = uses.most_common(1)[0][0] if uses else None
+
+        def plan(wanted: Callable[[dict[tuple[str, ...], str]], bool]) -> Plan:
+            chosen = [n for n, paths in enumerate(required) if wanted(paths)]
+            return compile_plan(
+                [steps[n] for n in chosen], [recorders[n] for n in chosen], self._filter_failed
+            )
+
+        if path is None:
+            return None, {}, plan(lambda paths: True)
+        values = {paths[path] for paths in required if path in paths}
+        plans = {
+            value: plan(lambda paths, value=value: paths.get(path, value) == value)  # type: ignore[misc]
+            for value in values
+        }
+        return path, plans, plan(lambda paths: path not in paths)
+
+    def _transformer(self, index: int) -> Callable[[int, dict[str, Any]], bool]:
+        """The recorder of a route with a transform: False when the transform fails."""
+        transform = self.config.routes[index].transform
+        assert transform is not None
+        search = transform.search_function
+        positions = self.positions[index]
+        payloads = self.payloads[index]
+        assert payloads is not None
+
+        def record(position: int, event: dict[str, Any]) -> bool:
+            try:
+                payload = encode(search(event))
+            except Exception as error:
+                self._route_error(index, position, transform.error(error))
+                return False
+            positions.append(position)
+            payloads.append(payload)
+            return True
+
+        return record
 
     def route(self, input_name: str, batch: LineBatch) -> None:
         """Route a batch of lines; each consumer gets its share as one parcel."""
         first, long_digits = batch.first, batch.long_digits
         # an OversizeLine is no bytes, but orjson refuses it and _parse_slowly takes it
         lines = cast(list[bytes], batch.lines)
-        hits = [0] * len(self.route_names)
+        self._input, self._first, self._lines = input_name, first, lines
         plans, default_plan = self.plans, self.default_plan
         path = self.index_path
         key_name = path[0] if path is not None and len(path) == 1 else None
-        unmatched_appenders = self.unmatched_appenders
-        unmatched_dead_letter = self.unmatched_dead_letter
-        unmatched_origin = self.unmatched_index
+        record_unmatched = self.record_unmatched
         loads = orjson.loads
         skipped = 0  # blank lines and malformed ones
         for position, line in enumerate(lines):
@@ -186,51 +217,72 @@ class Router:
             else:
                 key = event.get(key_name) if key_name is not None else _walk(event, path)
                 plan = plans.get(key, default_plan) if type(key) is str else default_plan
-            matched = False
-            for index, test, transform, targets in plan:
-                if test is not None:
-                    try:
-                        if not test(event):
-                            continue
-                    except Exception as error:
-                        self._filter_error(input_name, first + position, line, index, error)
-                        continue
-                if transform is None:
-                    payload = line
-                else:
-                    try:
-                        payload = encode(transform(event))
-                    except Exception as error:
-                        self._filter_error(input_name, first + position, line, index, error, True)
-                        continue
-                matched = True
-                hits[index] += 1
-                origin = ((first + position) << ROUTE_BITS) | index
-                for append_payload, append_origin, append_original in targets:
-                    append_payload(payload)
-                    append_origin(origin)
-                    if append_original is not None:
-                        append_original(line)
-            if not matched:
-                hits[unmatched_origin] += 1
-                if unmatched_appenders is not None:
-                    append_payload, append_origin, append_original = unmatched_appenders
-                    append_payload(line)
-                    append_origin(((first + position) << ROUTE_BITS) | unmatched_origin)
-                    if append_original is not None:
-                        append_original(line)
-                elif unmatched_dead_letter:
-                    letter = Letter(input_name, first + position, line, True)
-                    self._letters.append(("unmatched", "no route matched", None, letter))
+            if not plan(event, position):
+                record_unmatched(position)
         self.stats.input(input_name).events += len(lines) - skipped
-        self.stats.unmatched += hits[unmatched_origin]
-        for route_stats, count in zip(self.route_stats, hits[:-1], strict=True):
-            route_stats.matched += count
+        for route_stats, positions in zip(self.route_stats, self.positions, strict=False):
+            route_stats.matched += len(positions)
+        self.stats.unmatched += len(self.positions[self.unmatched_index])
         self._flush_letters()
-        for outbox in self.outboxes.values():
-            parcel = outbox.parcel(input_name, self.route_names)
+        for consumer, feeding in self.feeds.items():
+            parcel = self._parcel(feeding)
             if parcel is not None:
-                self.queues[outbox.consumer].put(parcel)
+                self.queues[consumer].put(parcel)
+        for positions in self.positions:
+            positions.clear()
+        for payloads in self.payloads:
+            if payloads is not None:
+                payloads.clear()
+        self._lines = []
+
+    def _parcel(self, feeding: list[int]) -> Parcel | None:
+        """What the routes in `feeding` matched in this batch, in line order."""
+        lines = self._lines
+        if len(feeding) == 1:
+            index = feeding[0]
+            positions = self.positions[index]
+            if not positions:
+                return None
+            originals = list(map(lines.__getitem__, positions))
+            transformed = self.payloads[index]
+            if transformed is None:
+                return Parcel(
+                    self._input, self.route_names, self._first, originals, positions.copy(), index
+                )
+            return Parcel(
+                self._input,
+                self.route_names,
+                self._first,
+                transformed.copy(),
+                positions.copy(),
+                index,
+                originals,
+            )
+        entries: list[tuple[int, int, bytes]] = []
+        for index in feeding:
+            positions = self.positions[index]
+            transformed = self.payloads[index]
+            payloads = map(lines.__getitem__, positions) if transformed is None else transformed
+            entries.extend(zip(positions, itertools.repeat(index), payloads))
+        if not entries:
+            return None
+        entries.sort(key=lambda entry: entry[:2])  # stable: a route listed twice stays so
+        positions = [entry[0] for entry in entries]
+        any_transformed = any(self.payloads[index] is not None for index in feeding)
+        return Parcel(
+            self._input,
+            self.route_names,
+            self._first,
+            [entry[2] for entry in entries],
+            positions,
+            [entry[1] for entry in entries],
+            list(map(lines.__getitem__, positions)) if any_transformed else None,
+        )
+
+    def _unmatched_letter(self, position: int) -> None:
+        self.positions[self.unmatched_index].append(position)
+        letter = Letter(self._input, self._first + position, self._lines[position], True)
+        self._letters.append(("unmatched", "no route matched", None, letter))
 
     def _parse_slowly(
         self, input_name: str, number: int, line: bytes | OversizeLine
@@ -255,23 +307,16 @@ class Router:
         self._letters.append(("malformed", detail, None, letter))
         return None
 
-    def _filter_error(
-        self,
-        input_name: str,
-        number: int,
-        line: bytes,
-        index: int,
-        error: Exception,
-        in_transform: bool = False,
-    ) -> None:
-        route = self.config.routes[index]
+    def _filter_failed(self, index: int, position: int, error: Exception) -> None:
+        filter_expression = self.config.routes[index].filter
+        assert filter_expression is not None
+        self._route_error(index, position, filter_expression.error(error))
+
+    def _route_error(self, index: int, position: int, error: ExpressionError) -> None:
+        """A route's filter or transform failed on an event: a filter_error."""
         self.route_stats[index].errors += 1
-        expression = route.transform if in_transform else route.filter
-        assert expression is not None
-        # the expression locates the error and names what generated code raised
-        detail = str(expression.error(error))
-        letter = Letter(input_name, number, line, True)
-        self._letters.append(("filter_error", detail, route.name, letter))
+        letter = Letter(self._input, self._first + position, self._lines[position], True)
+        self._letters.append(("filter_error", str(error), self.route_names[index], letter))
 
     def _flush_letters(self) -> None:
         """Write the batch's dead letters, in order, a run of the same kind at a time."""
@@ -289,29 +334,3 @@ def _walk(event: dict[str, Any], path: tuple[str, ...]) -> Any:
             return None
         value = value.get(name)
     return value
-
-
-def _index(
-    routes: list[RouteConfig], steps: list[Step]
-) -> tuple[tuple[str, ...] | None, dict[str, tuple[Step, ...]], tuple[Step, ...]]:
-    """The path to index by, the routes to try for each of its values, and for others.
-
-    Plans keep the routes in config order, so an event reaches its consumers in the same
-    order whichever plan it takes.
-    """
-    required: list[dict[tuple[str, ...], str]] = [
-        dict(route.filter.required_equalities()) if route.filter is not None else {}
-        for route in routes
-    ]
-    uses = Counter(path for paths in required for path in paths)
-    if not uses:
-        return None, {}, tuple(steps)
-    path = uses.most_common(1)[0][0]
-    values = {paths[path] for paths in required if path in paths}
-    pairs = list(zip(steps, required, strict=True))
-    plans = {
-        value: tuple(step for step, paths in pairs if paths.get(path, value) == value)
-        for value in values
-    }
-    default_plan = tuple(step for step, paths in pairs if path not in paths)
-    return path, plans, default_plan

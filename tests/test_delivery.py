@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evroute.buffer import ROUTE_BITS, ConsumerQueue, Parcel
+from evroute.buffer import ConsumerQueue, Parcel
 from evroute.config.model import ConsumerConfig, QueueSettings
 from evroute.delivery import ConsumerWorker
 from evroute.sinks import Sink, SinkFailed
@@ -46,9 +46,8 @@ def run_worker(sink: Sink, batches: int) -> tuple[ConsumerStats, list[tuple[str,
     worker.start()
     line = 0
     for _ in range(batches):
-        origins = [(number << ROUTE_BITS) for number in range(line + 1, line + 11)]
+        queue.put(Parcel("in", ("r",), line + 1, [b"{}"] * 10, list(range(10)), 0))
         line += 10
-        queue.put(Parcel("in", ("r",), [b"{}"] * 10, origins))
         # one batch at a time, so the sink sees them one by one
         while len(rejected) + stats.delivered < line and worker.thread.is_alive():
             worker.thread.join(0.01)

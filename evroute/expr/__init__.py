@@ -9,7 +9,7 @@ every part of the expression, for `evroute explain`.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,10 @@ __all__ = [
     "Expression",
     "ExpressionError",
     "ExpressionSyntaxError",
+    "Plan",
+    "PlanStep",
     "compile",
+    "compile_plan",
     "is_truthy",
     "json_equal",
 ]
@@ -65,9 +68,8 @@ def _noop_record(point: Any, value: Any) -> None:
     return None
 
 
-def _build(source: str, tree: dict[str, Any], trace: bool, record: Any) -> tuple[Any, Any, Any]:
-    """The generated (search, test) functions, and the trace tree when tracing."""
-    generated = codegen.CodeGenerator(source, tree, trace).generate()
+def _load(generated: codegen.Generated, source: str, record: Any) -> Any:
+    """Compile generated code and run its `build` with the values it refers to."""
     try:
         code = builtins.compile(generated.source, "<jmespath>", "exec")
     except (SyntaxError, RecursionError, MemoryError, ValueError):
@@ -75,8 +77,36 @@ def _build(source: str, tree: dict[str, Any], trace: bool, record: Any) -> tuple
     # No builtins: the generated code reaches only the values it is handed.
     namespace: dict[str, Any] = {"__builtins__": {}}
     exec(code, namespace)
-    search, test = namespace["build"](generated.constants, codegen.helpers(), record)
+    return namespace["build"](generated.constants, codegen.helpers(), record)
+
+
+def _build(source: str, tree: dict[str, Any], trace: bool, record: Any) -> tuple[Any, Any, Any]:
+    """The generated (search, test) functions, and the trace tree when tracing."""
+    generated = codegen.CodeGenerator(source, tree, trace).generate()
+    search, test = _load(generated, source, record)
     return search, test, generated.trace_root
+
+
+PlanStep = codegen.PlanStep
+Plan = Callable[[dict[str, Any], int], bool]
+
+
+def compile_plan(
+    steps: Sequence[PlanStep],
+    recorders: Sequence[Callable[..., Any]],
+    fail: Callable[[int, int, Exception], None],
+) -> Plan:
+    """One function that tests an event against the filters of several routes.
+
+    `plan(event, position)` calls `recorders[i](position)` for each step i whose filter
+    matches (`recorders[i](position, event)` when the step `takes_event`, which returns
+    whether it matched after all), `fail(route, position, error)` for a filter that
+    raises, and returns whether anything matched. Fields the filters share are read once.
+    """
+    generator = codegen.CodeGenerator("", {"type": "identity", "children": []}, False)
+    generated = generator.generate_plan(steps)
+    sources = "; ".join(step.filter.source for step in steps if step.filter is not None)
+    return _load(generated, sources, (fail, *recorders))  # type: ignore[no-any-return]
 
 
 class Expression:
@@ -121,7 +151,7 @@ class Expression:
             elif node["type"] == "comparator" and node["value"] == "eq":
                 left, right = node["children"]
                 for path_node, literal in ((left, right), (right, left)):
-                    path = _field_path(path_node)
+                    path = codegen.field_path(path_node)
                     if path and literal["type"] == "literal" and type(literal["value"]) is str:
                         found.append((path, literal["value"]))
         return found
@@ -178,17 +208,6 @@ class Expression:
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
-
-
-def _field_path(node: dict[str, Any]) -> tuple[str, ...] | None:
-    """("a", "b") for `a.b`; None for anything but fields joined by dots."""
-    if node["type"] == "field":
-        return (node["value"],)
-    if node["type"] == "subexpression":
-        parts = [_field_path(child) for child in node["children"]]
-        if all(part is not None for part in parts):
-            return tuple(name for part in parts for name in part)  # type: ignore[union-attr]
-    return None
 
 
 def _name_at(source: str, position: int) -> str:

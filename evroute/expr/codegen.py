@@ -16,9 +16,9 @@ so any part can be moved into a function of its own. That is how expression refe
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from evroute.expr import runtime
 from evroute.expr.errors import (
@@ -42,6 +42,7 @@ HELPERS: dict[str, Any] = {
     "SLD": (str, list, dict),
     "ln": len,
     "eq": runtime.json_equal,
+    "EXC": Exception,
     **{
         f"f{index}": runtime.FUNCTIONS[name].implementation
         for index, name in enumerate(FUNCTION_NAMES)
@@ -66,6 +67,37 @@ _MAX_BLOCKS = 12
 _BOOLEAN_FUNCTIONS = frozenset(("contains", "starts_with", "ends_with"))
 # Functions whose result is always a number.
 _NUMBER_FUNCTIONS = frozenset(("abs", "ceil", "floor", "length", "sum"))
+
+
+# The event's name in a routing plan, where it is known to be an object.
+PLAN_EVENT = "r0"
+
+
+class Compiled(Protocol):
+    """What the generator needs of a compiled expression."""
+
+    source: str
+    tree: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """A route in a routing plan: its index, its filter, and how its recorder is called."""
+
+    route: int
+    filter: Compiled | None
+    takes_event: bool  # the recorder also gets the event, and says whether it matched
+
+
+def field_path(node: dict[str, Any]) -> tuple[str, ...] | None:
+    """("a", "b") for `a.b`; None for anything but fields joined by dots."""
+    if node["type"] == "field":
+        return (node["value"],)
+    if node["type"] == "subexpression":
+        parts = [field_path(child) for child in node["children"]]
+        if all(part is not None for part in parts):
+            return tuple(name for part in parts for name in part)  # type: ignore[union-attr]
+    return None
 
 
 @dataclass
@@ -143,6 +175,10 @@ class CodeGenerator:
         self.numeric: set[str] = set()  # variables known to hold a number
         self.trace_stack: list[TracePoint] = []
         self.trace_root: TracePoint | None = None
+        # In a routing plan: the paths of fields read from the event (always an object),
+        # each read once, up front, for all the routes' filters.
+        self.root_paths: dict[tuple[str, ...], str] | None = None
+        self.prologue: list[str] = []
 
     # -- emitting ---------------------------------------------------------------------
 
@@ -203,16 +239,63 @@ class CodeGenerator:
         ]
         if result in self.boolean:
             returns[-1] = f"        return {result} is True"
-        lines = ["def build(constants, helpers, record):"]
-        if self.constants:
-            names = ", ".join(f"k{index}" for index in range(len(self.constants)))
-            lines.append(f"    ({names},) = constants")
-        lines.append(f"    ({', '.join(HELPERS)},) = helpers")
+        lines = self.preamble()
         for function in self.functions:
             lines.extend(function)
         lines.extend(returns)
         lines.append("    return search, test")
         return Generated("\n".join(lines) + "\n", tuple(self.constants), self.trace_root)
+
+    def generate_plan(self, steps: Sequence[PlanStep]) -> Generated:
+        """One function that runs the filters of several routes on an event.
+
+        `plan(event, position)` calls each matching route's recorder with the position
+        (and the event, for a recorder that transforms it, whose result says whether it
+        matched), calls `fail(route, position, exception)` for a filter that raises, and
+        returns whether any route matched. The event must be an object.
+        """
+        self.root_paths = {}
+        body: list[str] = []
+        recorders = []
+        for step_number, step in enumerate(steps):
+            recorder = f"a{step_number}"
+            recorders.append(recorder)
+            route = self.constant(step.route)
+            self.lines, self.indent, self.blocks = [], 3, 1
+            if step.filter is not None:
+                result = self.value(step.filter.tree, PLAN_EVENT)
+                condition = self.truthy(result)
+            else:
+                condition = "True"
+            record = f"{recorder}(p, {PLAN_EVENT})" if step.takes_event else f"{recorder}(p)"
+            if step.takes_event:
+                self.emit(f"if {condition} and {record}:")
+                self.emit("    m = True")
+            else:
+                with self.block(f"if {condition}:"):
+                    self.emit(record)
+                    self.emit("m = True")
+            body += ["        try:", *self.lines, "        except EXC as x:"]
+            body.append(f"            fail({route}, p, x)")
+        lines = self.preamble()
+        lines.append(f"    ({', '.join(['fail', *recorders])},) = record")
+        for function in self.functions:
+            lines.extend(function)
+        lines.append(f"    def plan({PLAN_EVENT}, p):")
+        lines.extend(self.prologue)
+        lines.append("        m = False")
+        lines.extend(body)
+        lines.append("        return m")
+        lines.append("    return plan")
+        return Generated("\n".join(lines) + "\n", tuple(self.constants), None)
+
+    def preamble(self) -> list[str]:
+        lines = ["def build(constants, helpers, record):"]
+        if self.constants:
+            names = ", ".join(f"k{index}" for index in range(len(self.constants)))
+            lines.append(f"    ({names},) = constants")
+        lines.append(f"    ({', '.join(HELPERS)},) = helpers")
+        return lines
 
     def value(self, node: dict[str, Any], current: str) -> str:
         """Emit the code for `node` applied to `current`; the name holding its value."""
@@ -258,13 +341,36 @@ class CodeGenerator:
     def _literal(self, node: dict[str, Any], current: str) -> str:
         return self.constant(plain(node["value"]))
 
+    def root_path(self, path: tuple[str, ...]) -> str:
+        """The variable holding the event's field at `path`, read in the prologue."""
+        assert self.root_paths is not None
+        known = self.root_paths.get(path)
+        if known is not None:
+            return known
+        result = self.name()
+        key = self.constant(path[-1])
+        if len(path) == 1:
+            line = f"{result} = {PLAN_EVENT}.get({key})"
+        else:
+            parent = self.root_path(path[:-1])
+            line = f"{result} = {parent}.get({key}) if T({parent}) is D else None"
+        self.prologue.append("        " + line)
+        self.root_paths[path] = result
+        return result
+
     def _field(self, node: dict[str, Any], current: str) -> str:
+        if current == PLAN_EVENT and self.root_paths is not None:
+            return self.root_path((node["value"],))
         result = self.name()
         key = self.constant(node["value"])
         self.emit(f"{result} = {current}.get({key}) if T({current}) is D else None")
         return result
 
     def _subexpression(self, node: dict[str, Any], current: str) -> str:
+        if current == PLAN_EVENT and self.root_paths is not None:
+            path = field_path(node)
+            if path is not None:
+                return self.root_path(path)
         for child in node["children"]:
             current = self.value(child, current)
         return current
