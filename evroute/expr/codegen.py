@@ -228,17 +228,17 @@ class CodeGenerator:
 
     def generate(self) -> Generated:
         result = self.value(self.tree, "v0")
-        body = self.lines
-        returns = [
-            "    def search(v0):",
-            *body,
-            f"        return {result}",
-            "    def test(v0):",
-            *body,
-            f"        return True if {result} else T({result}) in NUM",
-        ]
-        if result in self.boolean:
-            returns[-1] = f"        return {result} is True"
+        returns = ["    def search(v0):", *self.lines, f"        return {result}"]
+        if not self.trace:
+            self.lines = []
+            condition = self.condition(self.tree, "v0")
+            returns += [
+                "    def test(v0):",
+                *self.lines,
+                f"        return True if {condition} else False",
+            ]
+        else:
+            returns += ["    test = None"]
         lines = self.preamble()
         for function in self.functions:
             lines.extend(function)
@@ -262,11 +262,9 @@ class CodeGenerator:
             recorders.append(recorder)
             route = self.constant(step.route)
             self.lines, self.indent, self.blocks = [], 3, 1
+            condition = "True"
             if step.filter is not None:
-                result = self.value(step.filter.tree, PLAN_EVENT)
-                condition = self.truthy(result)
-            else:
-                condition = "True"
+                condition = self.condition(step.filter.tree, PLAN_EVENT)
             record = f"{recorder}(p, {PLAN_EVENT})" if step.takes_event else f"{recorder}(p)"
             if step.takes_event:
                 self.emit(f"if {condition} and {record}:")
@@ -296,6 +294,48 @@ class CodeGenerator:
             lines.append(f"    ({names},) = constants")
         lines.append(f"    ({', '.join(HELPERS)},) = helpers")
         return lines
+
+    def condition(self, node: dict[str, Any], current: str) -> str:
+        """Emit what deciding whether `node` is true needs; the Python condition.
+
+        Where only truth matters, `a && b` is `a and b` and a comparison need not make
+        its null: fewer statements than computing the value and testing it.
+        """
+        kind = node["type"]
+        if kind in ("and_expression", "or_expression"):
+            left_node, right_node = node["children"]
+            left = self.condition(left_node, current)
+            joiner = "and" if kind == "and_expression" else "or"
+            # generated one level in, where it goes when it needs statements
+            saved, self.lines = self.lines, []
+            self.indent += 1
+            self.blocks += 1
+            right = self.condition(right_node, current)
+            self.indent -= 1
+            self.blocks -= 1
+            right_lines, self.lines = self.lines, saved
+            if not right_lines:
+                return f"({left} {joiner} {right})"
+            # the right side needs statements: they run only when the left side says so
+            result = self.name()
+            self.emit(f"{result} = {left}")
+            self.emit(f"if {'' if joiner == 'and' else 'not '}{result}:")
+            self.lines += right_lines
+            self.emit(f"    {result} = {right}")
+            return result
+        if kind == "not_expression":
+            return f"(not {self.condition(node['children'][0], current)})"
+        if kind == "comparator":
+            left_node, right_node = node["children"]
+            left = self.value(left_node, current)
+            right = self.value(right_node, current)
+            if node["value"] in ("eq", "ne"):
+                test = self._equality(left, left_node, right, right_node)
+                return f"({test})" if node["value"] == "eq" else f"(not ({test}))"
+            checks = self._number_checks(left, left_node, right, right_node)
+            compare = f"{left} {_ORDERING[node['value']]} {right}"
+            return f"({' and '.join([*checks, compare])})"
+        return self.truthy(self.value(node, current))
 
     def value(self, node: dict[str, Any], current: str) -> str:
         """Emit the code for `node` applied to `current`; the name holding its value."""
@@ -409,17 +449,21 @@ class CodeGenerator:
             test = self._equality(left, left_node, right, right_node)
             self.emit(f"{result} = {test}" if operator == "eq" else f"{result} = not ({test})")
             return result
-        checks = [
-            f"T({operand}) in NUM"
-            for operand, operand_node in ((left, left_node), (right, right_node))
-            if operand not in self.numeric
-            and not (operand_node["type"] == "literal" and runtime.is_number(operand_node["value"]))
-        ]
+        checks = self._number_checks(left, left_node, right, right_node)
         compare = f"{left} {_ORDERING[operator]} {right}"
         if checks:
             compare = f"({compare}) if {' and '.join(checks)} else None"
         self.emit(f"{result} = {compare}")
         return result
+
+    def _number_checks(self, left: str, left_node: Any, right: str, right_node: Any) -> list[str]:
+        """The checks an ordering needs: it is null unless both sides are numbers."""
+        return [
+            f"T({operand}) in NUM"
+            for operand, operand_node in ((left, left_node), (right, right_node))
+            if operand not in self.numeric
+            and not (operand_node["type"] == "literal" and runtime.is_number(operand_node["value"]))
+        ]
 
     @staticmethod
     def _equality(left: str, left_node: Any, right: str, right_node: Any) -> str:
@@ -507,8 +551,11 @@ class CodeGenerator:
                     if condition_node is None:
                         self._collect(result, element, right_node)
                     else:
-                        keep = self.value(condition_node, element)
-                        with self.block(f"if {self.truthy(keep)}:"):
+                        if self.trace:
+                            keep = self.truthy(self.value(condition_node, element))
+                        else:
+                            keep = self.condition(condition_node, element)
+                        with self.block(f"if {keep}:"):
                             self._collect(result, element, right_node)
         with self.block("else:"):
             self.emit(f"{result} = None")
@@ -580,7 +627,7 @@ class CodeGenerator:
             result = self.name()
             self.boolean.add(result)
             test = f"T({needle}) is S and {needle} in {self.constant(choices)}"
-            if children[0]["type"] == "multi_select_list":
+            if children[0]["type"] == "multi_select_list" and current != PLAN_EVENT:
                 test = f"({test}) if {current} is not None else f{FUNCTION_NAMES.index(name)}"
                 test += f"({current}, {needle})"
             self.emit(f"{result} = {test}")

@@ -92,7 +92,7 @@ class LineSplitter:
         limit = self.max_event_bytes
         parts: list[bytes | OversizeLine] = split  # type: ignore[assignment]
         if split:
-            if max(map(len, split)) > limit:
+            if len(data) > limit and max(map(len, split)) > limit:
                 parts = [
                     OversizeLine(part[:RAW_LIMIT], len(part)) if len(part) > limit else part
                     for part in split
