@@ -10,10 +10,34 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SYMBOLS = {"eq": "==", "ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 # How tightly each kind of node binds; a part that binds less tightly than the place it
 # sits in is written in parentheses.
-_PRECEDENCE = {"pipe": 1, "or_expression": 2, "and_expression": 3, "comparator": 5}
+_PRECEDENCE = {
+    "pipe": 1,
+    "or_expression": 2,
+    "and_expression": 3,
+    "comparator": 5,
+    "not_expression": 6,
+}
 _TIGHT = 9
-# Parts that follow a projection or a field without a dot between them: `a[0]`, `a[*]`.
-_BRACKETED = ("index_expression", "projection", "filter_projection", "flatten")
+_PROJECTIONS = ("projection", "value_projection", "filter_projection", "flatten")
+# Nodes whose first child is written first, and the rest after it.
+_CHAINS = (
+    "subexpression",
+    "index_expression",
+    "projection",
+    "value_projection",
+    "filter_projection",
+    "flatten",
+)
+# Operands `!` takes without parentheses.
+_ATOMS = (
+    "field",
+    "literal",
+    "current",
+    "identity",
+    "function_expression",
+    "multi_select_list",
+    "multi_select_dict",
+)
 
 
 def _precedence(node: dict[str, Any]) -> int:
@@ -30,13 +54,25 @@ def _field(name: str) -> str:
 
 
 def _literal(value: Any) -> str:
-    if isinstance(value, str):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    # a raw string unescapes only \'; a string with a backslash is written as JSON
+    if isinstance(value, str) and "\\" not in value:
+        return "'" + value.replace("'", "\\'") + "'"
     return "`" + json.dumps(value, ensure_ascii=False).replace("`", "\\`") + "`"
 
 
 def _left(node: dict[str, Any]) -> str:
-    return "" if node["type"] == "identity" else _wrapped(node, _TIGHT)
+    """A part that something follows: a projection is closed off with parentheses, or
+    what follows would be projected too."""
+    if node["type"] == "identity":
+        return ""
+    text = _wrapped(node, _TIGHT)
+    return f"({text})" if node["type"] in _PROJECTIONS else text
+
+
+def _leftmost(node: dict[str, Any]) -> dict[str, Any]:
+    while node["type"] in _CHAINS and node["children"]:
+        node = node["children"][0]
+    return node
 
 
 def _rest(node: dict[str, Any]) -> str:
@@ -44,7 +80,9 @@ def _rest(node: dict[str, Any]) -> str:
     if node["type"] == "identity":
         return ""
     text = _wrapped(node, _TIGHT)
-    return text if node["type"] in _BRACKETED and text.startswith("[") else "." + text
+    leftmost = _leftmost(node)
+    bracketed = leftmost["type"] in ("identity", "index", "slice") and text.startswith("[")
+    return text if bracketed else "." + text
 
 
 def unparse(node: dict[str, Any]) -> str:
@@ -57,11 +95,11 @@ def unparse(node: dict[str, Any]) -> str:
         return "@"
     if kind == "literal":
         return _literal(node["value"])
-    if kind in ("subexpression", "index_expression"):
-        left, right = children
-        if kind == "index_expression":
-            return _left(left) + unparse(right)
-        return _wrapped(left, _TIGHT) + "." + _wrapped(right, _TIGHT)
+    if kind == "index_expression":
+        return _left(children[0]) + "".join(unparse(child) for child in children[1:])
+    if kind == "subexpression":
+        text = _left(children[0]) or "@"
+        return text + "".join("." + _wrapped(child, _TIGHT) for child in children[1:])
     if kind == "index":
         return f"[{node['value']}]"
     if kind == "slice":
@@ -77,13 +115,17 @@ def unparse(node: dict[str, Any]) -> str:
         level = _PRECEDENCE[kind]
         return f"{_wrapped(left, level)} {symbol} {_wrapped(right, level + 1)}"
     if kind == "not_expression":
-        return "!" + _wrapped(children[0], _TIGHT)
+        operand = unparse(children[0])
+        return "!" + (operand if children[0]["type"] in _ATOMS else f"({operand})")
     if kind == "flatten":
         return _left(children[0]) + "[]"
     if kind == "projection":
         left, right = children
-        star = "" if left["type"] == "flatten" else "[*]"
-        return _left(left) + star + _rest(right)
+        # a slice projects by itself, as a flatten does
+        sliced = left["type"] == "index_expression" and left["children"][-1]["type"] == "slice"
+        if left["type"] == "flatten" or sliced:
+            return unparse(left) + _rest(right)
+        return _left(left) + "[*]" + _rest(right)
     if kind == "value_projection":
         left, right = children
         head = _left(left)
