@@ -7,6 +7,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
@@ -79,6 +80,21 @@ def encode(value: Any) -> bytes:
         ) from None
 
 
+NO_ROUTE = -1
+
+
+@dataclass
+class Verdict:
+    """What routing a batch decided, before anything is counted or delivered."""
+
+    events: int  # lines that held an event
+    malformed: int
+    positions: list[list[int]]  # per route index, then for unmatched: the positions matched
+    payloads: list[list[bytes] | None]  # per route with a transform: its outputs, in order
+    errors: list[int]  # per route: filter and transform errors
+    letters: list[tuple[str, str, int, int]]  # (reason, detail, route index, position)
+
+
 class Router:
     """Parses each line, runs the routes' filters on it, and gives each consumer its share.
 
@@ -133,11 +149,11 @@ class Router:
             for index, route in enumerate(routes)
         ]
         self.index_path, self.plans, self.default_plan = self._plans(steps, recorders)
-        # the batch being routed, for dead letters
-        self._input = ""
-        self._first = 0
+        # the batch being evaluated
         self._lines: list[bytes] = []
-        self._letters: list[tuple[str, str, str | None, Letter]] = []
+        self._letters: list[tuple[str, str, int, int]] = []
+        self._errors = [0] * len(routes)
+        self._malformed = 0
 
     def _plans(
         self, steps: list[PlanStep], recorders: list[Callable[..., Any]]
@@ -192,10 +208,17 @@ class Router:
 
     def route(self, input_name: str, batch: LineBatch) -> None:
         """Route a batch of lines; each consumer gets its share as one parcel."""
+        self.apply(input_name, batch, self.evaluate(batch))
+
+    def evaluate(self, batch: LineBatch) -> Verdict:
+        """Parse the batch's lines and run the routes' filters and transforms on them.
+
+        Touches no queue, stats or dead letters, so a worker process can do it.
+        """
         first, long_digits = batch.first, batch.long_digits
         # an OversizeLine is no bytes, but orjson refuses it and _parse_slowly takes it
         lines = cast(list[bytes], batch.lines)
-        self._input, self._first, self._lines = input_name, first, lines
+        self._lines = lines
         plans, default_plan = self.plans, self.default_plan
         path = self.index_path
         key_name = path[0] if path is not None and len(path) == 1 else None
@@ -208,7 +231,7 @@ class Router:
                 if type(event) is not dict or (long_digits and has_long_digit_run(line)):
                     raise Malformed  # not an object, or orjson may have rounded a number
             except Exception:
-                event = self._parse_slowly(input_name, first + position, line)
+                event = self._parse_slowly(first + position, position, line)
                 if event is None:
                     skipped += 1
                     continue
@@ -219,60 +242,80 @@ class Router:
                 plan = plans.get(key, default_plan) if type(key) is str else default_plan
             if not plan(event, position):
                 record_unmatched(position)
-        self.stats.input(input_name).events += len(lines) - skipped
-        for route_stats, positions in zip(self.route_stats, self.positions, strict=False):
-            route_stats.matched += len(positions)
-        self.stats.unmatched += len(self.positions[self.unmatched_index])
-        self._flush_letters()
-        for consumer, feeding in self.feeds.items():
-            parcel = self._parcel(feeding)
-            if parcel is not None:
-                self.queues[consumer].put(parcel)
+        verdict = Verdict(
+            len(lines) - skipped,
+            self._malformed,
+            [positions.copy() for positions in self.positions],
+            [None if payloads is None else payloads.copy() for payloads in self.payloads],
+            self._errors,
+            self._letters,
+        )
         for positions in self.positions:
             positions.clear()
         for payloads in self.payloads:
             if payloads is not None:
                 payloads.clear()
-        self._lines = []
+        self._lines, self._letters, self._malformed = [], [], 0
+        self._errors = [0] * len(self._errors)
+        return verdict
 
-    def _parcel(self, feeding: list[int]) -> Parcel | None:
+    def apply(self, input_name: str, batch: LineBatch, verdict: Verdict) -> None:
+        """Count what a verdict decided, write its dead letters, and queue its parcels."""
+        input_stats = self.stats.input(input_name)
+        input_stats.events += verdict.events
+        input_stats.malformed += verdict.malformed
+        for route_stats, positions, errors in zip(
+            self.route_stats, verdict.positions, verdict.errors, strict=False
+        ):
+            route_stats.matched += len(positions)
+            route_stats.errors += errors
+        self.stats.unmatched += len(verdict.positions[self.unmatched_index])
+        self._write_letters(input_name, batch, verdict.letters)
+        for consumer, feeding in self.feeds.items():
+            parcel = self._parcel(input_name, batch, verdict, feeding)
+            if parcel is not None:
+                self.queues[consumer].put(parcel)
+
+    def _parcel(
+        self, input_name: str, batch: LineBatch, verdict: Verdict, feeding: list[int]
+    ) -> Parcel | None:
         """What the routes in `feeding` matched in this batch, in line order."""
-        lines = self._lines
+        lines = cast(list[bytes], batch.lines)
         if len(feeding) == 1:
             index = feeding[0]
-            positions = self.positions[index]
+            positions = verdict.positions[index]
             if not positions:
                 return None
             originals = list(map(lines.__getitem__, positions))
-            transformed = self.payloads[index]
+            transformed = verdict.payloads[index]
             if transformed is None:
                 return Parcel(
-                    self._input, self.route_names, self._first, originals, positions.copy(), index
+                    input_name, self.route_names, batch.first, originals, positions, index
                 )
             return Parcel(
-                self._input,
+                input_name,
                 self.route_names,
-                self._first,
-                transformed.copy(),
-                positions.copy(),
+                batch.first,
+                transformed,
+                positions,
                 index,
                 originals,
             )
         entries: list[tuple[int, int, bytes]] = []
         for index in feeding:
-            positions = self.positions[index]
-            transformed = self.payloads[index]
+            positions = verdict.positions[index]
+            transformed = verdict.payloads[index]
             payloads = map(lines.__getitem__, positions) if transformed is None else transformed
             entries.extend(zip(positions, itertools.repeat(index), payloads))
         if not entries:
             return None
         entries.sort(key=lambda entry: entry[:2])  # stable: a route listed twice stays so
         positions = [entry[0] for entry in entries]
-        any_transformed = any(self.payloads[index] is not None for index in feeding)
+        any_transformed = any(verdict.payloads[index] is not None for index in feeding)
         return Parcel(
-            self._input,
+            input_name,
             self.route_names,
-            self._first,
+            batch.first,
             [entry[2] for entry in entries],
             positions,
             [entry[1] for entry in entries],
@@ -281,20 +324,18 @@ class Router:
 
     def _unmatched_letter(self, position: int) -> None:
         self.positions[self.unmatched_index].append(position)
-        letter = Letter(self._input, self._first + position, self._lines[position], True)
-        self._letters.append(("unmatched", "no route matched", None, letter))
+        self._letters.append(("unmatched", "no route matched", NO_ROUTE, position))
 
     def _parse_slowly(
-        self, input_name: str, number: int, line: bytes | OversizeLine
+        self, number: int, position: int, line: bytes | OversizeLine
     ) -> dict[str, Any] | None:
         """The event on a line orjson alone could not read; None when there is none
-        (blank, or malformed and dead-lettered)."""
+        (blank, or malformed)."""
         if isinstance(line, OversizeLine):
             detail = (
                 f"line of {line.length} bytes is over max_event_bytes "
                 f"({self.config.max_event_bytes})"
             )
-            letter = Letter(input_name, number, line.prefix, False, line.length)
         elif not line or line.isspace():
             return None
         else:
@@ -302,9 +343,8 @@ class Router:
                 return parse_event(line)
             except Malformed as error:
                 detail = str(error)
-                letter = Letter(input_name, number, line, False)
-        self.stats.input(input_name).malformed += 1
-        self._letters.append(("malformed", detail, None, letter))
+        self._malformed += 1
+        self._letters.append(("malformed", detail, NO_ROUTE, position))
         return None
 
     def _filter_failed(self, index: int, position: int, error: Exception) -> None:
@@ -314,17 +354,26 @@ class Router:
 
     def _route_error(self, index: int, position: int, error: ExpressionError) -> None:
         """A route's filter or transform failed on an event: a filter_error."""
-        self.route_stats[index].errors += 1
-        letter = Letter(self._input, self._first + position, self._lines[position], True)
-        self._letters.append(("filter_error", str(error), self.route_names[index], letter))
+        self._errors[index] += 1
+        self._letters.append(("filter_error", str(error), index, position))
 
-    def _flush_letters(self) -> None:
-        """Write the batch's dead letters, in order, a run of the same kind at a time."""
-        if not self._letters:
-            return
-        letters, self._letters = self._letters, []
-        for (reason, detail, route), run in itertools.groupby(letters, key=lambda x: x[:3]):
-            self.dead_letters.add(reason, detail, (item[3] for item in run), route=route)
+    def _write_letters(
+        self, input_name: str, batch: LineBatch, letters: list[tuple[str, str, int, int]]
+    ) -> None:
+        """Write a batch's dead letters, in order, a run of the same kind at a time."""
+        for (reason, detail, index), run in itertools.groupby(letters, key=lambda x: x[:3]):
+            route = None if index == NO_ROUTE else self.route_names[index]
+            parsed = reason != "malformed"  # a line that did not parse is written raw
+            letters_of_run = (self._letter(input_name, batch, item[3], parsed) for item in run)
+            self.dead_letters.add(reason, detail, letters_of_run, route)
+
+    @staticmethod
+    def _letter(input_name: str, batch: LineBatch, position: int, parsed: bool) -> Letter:
+        line = batch.lines[position]
+        number = batch.first + position
+        if isinstance(line, OversizeLine):
+            return Letter(input_name, number, line.prefix, False, line.length)
+        return Letter(input_name, number, line, parsed)
 
 
 def _walk(event: dict[str, Any], path: tuple[str, ...]) -> Any:
