@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shlex
 import signal
@@ -15,6 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from evroute.fileio import PartialWrite, write_all
 from evroute.sinks.base import LINGER_S, Sink, SinkFailed, SinkKind, join_lines
+
+# What the pipe to a command holds. With `ack: none` an event is delivered once the pipe
+# has it, so this is also what a command that dies can take with it.
+PIPE_BYTES = 256 << 10
 
 if TYPE_CHECKING:
     from evroute.config.check import Checker
@@ -94,6 +99,10 @@ class CommandSink(Sink):
         except (OSError, ValueError) as error:
             reason = error.strerror if isinstance(error, OSError) else None
             raise SinkFailed(f"cannot start {self.options.argv[0]!r}: {reason or error}") from None
+        if self.process.stdin is not None:
+            # a batch goes into the pipe in a few writes, not one per 64 KiB read (Linux)
+            with contextlib.suppress(OSError, AttributeError):
+                fcntl.fcntl(self.process.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
     def write(self, payloads: list[bytes]) -> None:
         process = self.process
