@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -144,7 +145,7 @@ class ConsumerWorker:
             payloads = (
                 batch[0].payloads
                 if len(batch) == 1
-                else [payload for parcel in batch for payload in parcel.payloads]
+                else list(itertools.chain.from_iterable(parcel.payloads for parcel in batch))
             )
             try:
                 self.sink.write(payloads)

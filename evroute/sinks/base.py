@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,4 +88,8 @@ class SinkKind:
 
 
 def join_lines(payloads: list[bytes]) -> bytes:
-    return b"\n".join(payloads) + b"\n"
+    # the final newline joined in too: adding it after would copy the whole batch again
+    return b"\n".join(itertools.chain(payloads, _END))
+
+
+_END = (b"",)
