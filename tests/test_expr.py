@@ -136,7 +136,14 @@ def test_equality_tells_booleans_from_numbers_at_any_depth(
     assert expr.compile(expression).search(data) is expected
 
 
-def test_arithmetic_overflow_is_an_expression_error() -> None:
-    with pytest.raises(expr.ExpressionError, match="OverflowError") as raised:
-        expr.compile("floor(`1e999`)").search({})
-    assert raised.value.kind == "invalid-value"
+def test_a_literal_beyond_a_double_is_not_json() -> None:
+    with pytest.raises(expr.ExpressionSyntaxError, match="must be JSON") as raised:
+        expr.compile("floor(`1e999`)")
+    assert raised.value.kind == "syntax"
+
+
+def test_an_expression_too_long_to_compile_quickly_is_refused() -> None:
+    expr.compile("a" * expr.MAX_EXPRESSION_CHARS)
+    with pytest.raises(expr.ExpressionSyntaxError, match="at most 10,000") as raised:
+        expr.compile("a" * (expr.MAX_EXPRESSION_CHARS + 1))
+    assert raised.value.kind == "syntax"

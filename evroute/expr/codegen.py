@@ -16,6 +16,7 @@ so any part can be moved into a function of its own. That is how expression refe
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from evroute.expr.errors import (
     INVALID_ARITY,
     INVALID_TYPE,
     INVALID_VALUE,
+    SYNTAX,
     UNKNOWN_FUNCTION,
     ExpressionSyntaxError,
 )
@@ -63,6 +65,8 @@ _BLOCK_NODES = frozenset(
     )
 )
 _MAX_BLOCKS = 12
+# Parentheses an inline condition may hold before it is put in a variable.
+_MAX_PARENTHESES = 60
 # Functions whose result is always a boolean.
 _BOOLEAN_FUNCTIONS = frozenset(("contains", "starts_with", "ends_with"))
 # Functions whose result is always a number.
@@ -114,6 +118,16 @@ class Generated:
     source: str
     constants: tuple[Any, ...]
     trace_root: TracePoint | None
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(map(_finite, value.values()))
+    if isinstance(value, list):
+        return all(map(_finite, value))
+    return True
 
 
 def plain(value: Any) -> Any:
@@ -302,6 +316,8 @@ class CodeGenerator:
         its null: fewer statements than computing the value and testing it.
         """
         kind = node["type"]
+        if self.blocks >= _MAX_BLOCKS:  # values know how to move into a function
+            return self.truthy(self.value(node, current))
         if kind in ("and_expression", "or_expression"):
             left_node, right_node = node["children"]
             left = self.condition(left_node, current)
@@ -315,7 +331,7 @@ class CodeGenerator:
             self.blocks -= 1
             right_lines, self.lines = self.lines, saved
             if not right_lines:
-                return f"({left} {joiner} {right})"
+                return self.bounded(f"({left} {joiner} {right})")
             # the right side needs statements: they run only when the left side says so
             result = self.name()
             self.emit(f"{result} = {left}")
@@ -336,6 +352,15 @@ class CodeGenerator:
             compare = f"{left} {_ORDERING[node['value']]} {right}"
             return f"({' and '.join([*checks, compare])})"
         return self.truthy(self.value(node, current))
+
+    def bounded(self, condition: str) -> str:
+        """`condition`, or a variable holding it once it nears the parser's limit of 200
+        nested parentheses (a chain of 200 `||` is one Python expression)."""
+        if condition.count("(") < _MAX_PARENTHESES:
+            return condition
+        result = self.name()
+        self.emit(f"{result} = {condition}")
+        return result
 
     def value(self, node: dict[str, Any], current: str) -> str:
         """Emit the code for `node` applied to `current`; the name holding its value."""
@@ -379,7 +404,11 @@ class CodeGenerator:
     _current = _identity
 
     def _literal(self, node: dict[str, Any], current: str) -> str:
-        return self.constant(plain(node["value"]))
+        value = plain(node["value"])
+        if not _finite(value):
+            # json.loads, which the parser uses, takes NaN and Infinity; JSON does not
+            raise self.error("a literal must be JSON: NaN and Infinity are not", node, SYNTAX)
+        return self.constant(value)
 
     def root_path(self, path: tuple[str, ...]) -> str:
         """The variable holding the event's field at `path`, read in the prologue."""
