@@ -178,12 +178,17 @@ def fn_max(items: Any) -> Any:
     return max(items) if items else None
 
 
-def fn_max_by(items: Any, expref: Expref) -> Any:
-    _require("max_by", "an array", items, list)
+def _extreme_by(function: str, items: Any, expref: Expref, pick: Callable[..., int]) -> Any:
+    """The first item whose key `pick` (max or min) chooses."""
+    _require(function, "an array", items, list)
     if not items:
         return None
-    keys = _keys_by("max_by", items, expref)
-    return items[max(range(len(items)), key=keys.__getitem__)]
+    keys = _keys_by(function, items, expref)
+    return items[pick(range(len(items)), key=keys.__getitem__)]
+
+
+def fn_max_by(items: Any, expref: Expref) -> Any:
+    return _extreme_by("max_by", items, expref, max)
 
 
 def fn_merge(*objects: Any) -> dict[str, Any]:
@@ -200,11 +205,7 @@ def fn_min(items: Any) -> Any:
 
 
 def fn_min_by(items: Any, expref: Expref) -> Any:
-    _require("min_by", "an array", items, list)
-    if not items:
-        return None
-    keys = _keys_by("min_by", items, expref)
-    return items[min(range(len(items)), key=keys.__getitem__)]
+    return _extreme_by("min_by", items, expref, min)
 
 
 def fn_not_null(*values: Any) -> Any:
