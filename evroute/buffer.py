@@ -58,6 +58,19 @@ class Parcel:
             None if self.originals is None else self.originals[start:stop],
         )
 
+    def pick(self, indexes: list[int]) -> Parcel:
+        """The events at `indexes` (in order), as a parcel of their own."""
+        route = self.route
+        return Parcel(
+            self.input,
+            self.routes,
+            self.first,
+            [self.payloads[i] for i in indexes],
+            [self.positions[i] for i in indexes],
+            route if isinstance(route, int) else [route[i] for i in indexes],
+            None if self.originals is None else [self.originals[i] for i in indexes],
+        )
+
     def letters(self) -> Iterator[tuple[str, Letter]]:
         """Each event as a dead letter, with the name of the route it came by."""
         originals = self.originals if self.originals is not None else self.payloads
@@ -127,20 +140,15 @@ class ConsumerQueue:
     def _room(self, parcel: Parcel) -> int:
         """How many of the parcel's first events fit now; an event larger than
         buffer_bytes still passes, alone, into an empty queue."""
-        if not self._events:
-            free_events = self.settings.buffer
-            free_bytes = max(self.settings.buffer_bytes, len(parcel.payloads[0]))
-        else:
-            free_events = self.settings.buffer - self._events
-            free_bytes = self.settings.buffer_bytes - self._bytes
-        fits = min(len(parcel), max(free_events, 0))
+        free_bytes = self.settings.buffer_bytes - self._bytes
+        fits = min(len(parcel), max(self.settings.buffer - self._events, 0))
         if fits == len(parcel) and parcel.size <= free_bytes:
             return fits
         taken = 0
         for index in range(fits):
             taken += len(parcel.payloads[index])
             if taken > free_bytes:
-                return index
+                return 1 if index == 0 and not self._events else index
         return fits
 
     def _append(self, parcel: Parcel) -> None:
@@ -148,21 +156,76 @@ class ConsumerQueue:
         self._events += len(parcel)
         self._bytes += parcel.size
 
-    def _pop_oldest(self, events: int) -> list[Parcel]:
-        """Remove the oldest `events` events."""
+    def _pop_oldest(self, events: int, size: int) -> list[Parcel]:
+        """Remove the oldest events, as few as frees `events` events and `size` bytes."""
         removed: list[Parcel] = []
-        while events > 0 and self._parcels:
+        while (events > 0 or size > 0) and self._parcels:
             oldest = self._parcels[0]
-            if len(oldest) <= events:
+            cut = len(oldest)
+            if cut > events and oldest.size > size:  # part of it will do
+                cut = max(events, 0)
+                freed = sum(map(len, oldest.payloads[:cut]))
+                while freed < size:
+                    freed += len(oldest.payloads[cut])
+                    cut += 1
+            if cut >= len(oldest):
                 self._parcels.popleft()
-                removed.append(oldest)
             else:
-                removed.append(oldest.cut(0, events))
-                self._parcels[0] = oldest.cut(events)
-            events -= len(removed[-1])
-            self._events -= len(removed[-1])
-            self._bytes -= removed[-1].size
+                self._parcels[0] = oldest.cut(cut)
+                oldest = oldest.cut(0, cut)
+            removed.append(oldest)
+            events -= len(oldest)
+            size -= oldest.size
+            self._events -= len(oldest)
+            self._bytes -= oldest.size
         return removed
+
+    def _put_dropping_newest(self, parcel: Parcel) -> list[Parcel]:
+        """Queue what of `parcel` fits, event by event; what was dropped."""
+        if self._room(parcel) == len(parcel):
+            self._append(parcel)
+            return []
+        kept: list[int] = []
+        dropped: list[int] = []
+        events, size = self._events, self._bytes
+        for index, payload in enumerate(parcel.payloads):
+            # a smaller event may still fit where a larger one did not
+            fits = events < self.settings.buffer and size + len(payload) <= (
+                self.settings.buffer_bytes
+            )
+            if fits or not events:
+                kept.append(index)
+                events += 1
+                size += len(payload)
+            else:
+                dropped.append(index)
+        if kept:
+            self._append(parcel.pick(kept))
+        return [parcel.pick(dropped)] if dropped else []
+
+    def _put_dropping_oldest(self, parcel: Parcel) -> list[Parcel]:
+        """Queue `parcel`, dropping the oldest events to make room; what was dropped."""
+        # what of the parcel an empty queue holds: its newest events (at least one)
+        kept, size = 0, 0
+        for payload in reversed(parcel.payloads):
+            if kept and (
+                kept >= self.settings.buffer or size + len(payload) > (self.settings.buffer_bytes)
+            ):
+                break
+            kept += 1
+            size += len(payload)
+        if kept == len(parcel):
+            newest = parcel
+            dropped = self._pop_oldest(
+                self._events + len(newest) - self.settings.buffer,
+                self._bytes + newest.size - self.settings.buffer_bytes,
+            )
+        else:  # the parcel's own oldest go too, so all that came before them does
+            newest = parcel.cut(len(parcel) - kept)
+            dropped = self._pop_oldest(self._events, self._bytes)
+            dropped.append(parcel.cut(0, len(parcel) - kept))
+        self._append(newest)
+        return dropped
 
     def put(self, parcel: Parcel) -> None:
         """Offer a parcel of events; what happens when full is the queue's `on_full`."""
@@ -177,6 +240,12 @@ class ConsumerQueue:
                 if self._mode != OPEN or self._closed:
                     rejected = parcel
                     break
+                if policy == "drop_oldest":
+                    dropped = self._put_dropping_oldest(parcel)
+                    break
+                if policy == "drop_newest":
+                    dropped = self._put_dropping_newest(parcel)
+                    break
                 room = self._room(parcel)
                 if room == len(parcel):
                     self._append(parcel)
@@ -184,13 +253,6 @@ class ConsumerQueue:
                 if room:
                     self._append(parcel.cut(0, room))
                     parcel = parcel.cut(room)
-                if policy == "drop_newest":
-                    dropped.append(parcel)
-                    break
-                if policy == "drop_oldest":
-                    over = len(parcel) - max(0, self.settings.buffer - self._events)
-                    dropped.extend(self._pop_oldest(max(1, over)))
-                    continue
                 # block: the writer may be waiting for what this parcel put so far
                 if self._out_of_time():
                     rejected = parcel

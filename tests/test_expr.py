@@ -147,3 +147,11 @@ def test_an_expression_too_long_to_compile_quickly_is_refused() -> None:
     with pytest.raises(expr.ExpressionSyntaxError, match="at most 10,000") as raised:
         expr.compile("a" * (expr.MAX_EXPRESSION_CHARS + 1))
     assert raised.value.kind == "syntax"
+
+
+def test_a_long_dotted_path_that_compiles_also_compiles_in_a_plan() -> None:
+    source = ".".join(["a"] * 1000)
+    compiled = expr.compile(source)  # fine: `evroute validate` accepts the config
+    steps = [expr.PlanStep(0, compiled, False)]
+    plan = expr.compile_plan(steps, [lambda p: None], lambda route, p, error: None)
+    assert plan({"a": 1}, 0) is False

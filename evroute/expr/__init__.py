@@ -107,9 +107,41 @@ def compile_plan(
     raises, and returns whether anything matched. Fields the filters share are read once.
     """
     generator = codegen.CodeGenerator("", {"type": "identity", "children": []}, False)
-    generated = generator.generate_plan(steps)
     sources = "; ".join(step.filter.source for step in steps if step.filter is not None)
-    return _load(generated, sources, (fail, *recorders))  # type: ignore[no-any-return]
+    try:
+        generated = generator.generate_plan(steps)
+        return _load(generated, sources, (fail, *recorders))  # type: ignore[no-any-return]
+    except (ExpressionSyntaxError, RecursionError):
+        # the filters compiled alone, but together they are too much for one function
+        return _plan_of_tests(steps, recorders, fail)
+
+
+def _plan_of_tests(
+    steps: Sequence[PlanStep],
+    recorders: Sequence[Callable[..., Any]],
+    fail: Callable[[int, int, Exception], None],
+) -> Plan:
+    """A plan that calls each filter's own compiled test, one after the other."""
+    calls = [
+        (step.route, None if step.filter is None else step.filter.test_function, record, step)
+        for step, record in zip(steps, recorders, strict=True)
+    ]
+
+    def plan(event: dict[str, Any], position: int) -> bool:
+        matched = False
+        for route, test, record, step in calls:
+            try:
+                if test is None or test(event):
+                    if step.takes_event:
+                        matched = record(position, event) or matched
+                    else:
+                        record(position)
+                        matched = True
+            except Exception as error:
+                fail(route, position, error)
+        return matched
+
+    return plan
 
 
 class Expression:

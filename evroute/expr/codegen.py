@@ -83,6 +83,9 @@ class Compiled(Protocol):
     source: str
     tree: dict[str, Any]
 
+    @property
+    def test_function(self) -> Callable[[Any], bool]: ...
+
 
 @dataclass(frozen=True)
 class PlanStep:
@@ -340,7 +343,7 @@ class CodeGenerator:
             self.emit(f"    {result} = {right}")
             return result
         if kind == "not_expression":
-            return f"(not {self.condition(node['children'][0], current)})"
+            return self.bounded(f"(not {self.condition(node['children'][0], current)})")
         if kind == "comparator":
             left_node, right_node = node["children"]
             left = self.value(left_node, current)
@@ -413,19 +416,20 @@ class CodeGenerator:
     def root_path(self, path: tuple[str, ...]) -> str:
         """The variable holding the event's field at `path`, read in the prologue."""
         assert self.root_paths is not None
-        known = self.root_paths.get(path)
-        if known is not None:
-            return known
-        result = self.name()
-        key = self.constant(path[-1])
-        if len(path) == 1:
-            line = f"{result} = {PLAN_EVENT}.get({key})"
-        else:
-            parent = self.root_path(path[:-1])
-            line = f"{result} = {parent}.get({key}) if T({parent}) is D else None"
-        self.prologue.append("        " + line)
-        self.root_paths[path] = result
-        return result
+        parent = PLAN_EVENT
+        for length in range(1, len(path) + 1):
+            known = self.root_paths.get(path[:length])
+            if known is None:
+                known = self.name()
+                key = self.constant(path[length - 1])
+                if parent == PLAN_EVENT:
+                    line = f"{known} = {PLAN_EVENT}.get({key})"
+                else:
+                    line = f"{known} = {parent}.get({key}) if T({parent}) is D else None"
+                self.prologue.append("        " + line)
+                self.root_paths[path[:length]] = known
+            parent = known
+        return parent
 
     def _field(self, node: dict[str, Any], current: str) -> str:
         if current == PLAN_EVENT and self.root_paths is not None:
