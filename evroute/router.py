@@ -150,7 +150,6 @@ class Router:
         ]
         self.index_path, self.plans, self.default_plan = self._plans(steps, recorders)
         # the batch being evaluated
-        self._lines: list[bytes] = []
         self._letters: list[tuple[str, str, int, int]] = []
         self._errors = [0] * len(routes)
         self._malformed = 0
@@ -218,7 +217,6 @@ class Router:
         first, long_digits = batch.first, batch.long_digits
         # an OversizeLine is no bytes, but orjson refuses it and _parse_slowly takes it
         lines = cast(list[bytes], batch.lines)
-        self._lines = lines
         plans, default_plan = self.plans, self.default_plan
         path = self.index_path
         key_name = path[0] if path is not None and len(path) == 1 else None
@@ -255,7 +253,7 @@ class Router:
         for payloads in self.payloads:
             if payloads is not None:
                 payloads.clear()
-        self._lines, self._letters, self._malformed = [], [], 0
+        self._letters, self._malformed = [], 0
         self._errors = [0] * len(self._errors)
         return verdict
 

@@ -18,7 +18,7 @@ from jmespath.parser import Parser
 
 from evroute.expr import codegen
 from evroute.expr.errors import INVALID_VALUE, ExpressionError, ExpressionSyntaxError
-from evroute.expr.runtime import FUNCTIONS, is_truthy, json_equal
+from evroute.expr.runtime import is_truthy, json_equal
 
 __all__ = [
     "Explanation",
@@ -33,7 +33,6 @@ __all__ = [
     "json_equal",
 ]
 
-FUNCTION_NAMES = tuple(FUNCTIONS)
 # Compiling costs about 40 ms per 1,000 characters: a config, which is not trusted, must
 # not be able to stall `validate` or a start for minutes.
 MAX_EXPRESSION_CHARS = 10_000

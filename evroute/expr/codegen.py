@@ -721,8 +721,5 @@ class CodeGenerator:
         return helper
 
 
-Builder = Callable[[tuple[Any, ...], tuple[Any, ...], Callable[[Any, Any], None]], Any]
-
-
 def helpers() -> tuple[Any, ...]:
     return tuple(HELPERS.values())
