@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -148,8 +149,6 @@ def call_positions(source: str, tree: dict[str, Any]) -> dict[int, int]:
     The parse tree keeps no positions; calls are matched with `name(` in the text in
     the order they are written.
     """
-    import re
-
     ordered: list[dict[str, Any]] = []
 
     def walk(node: Any) -> None:
