@@ -95,12 +95,18 @@ class Verdict:
     letters: list[tuple[str, str, int, int]]  # (reason, detail, route index, position)
 
 
+# Looking an event up in the index costs about as much as four failing equalities on a
+# field the plan reads anyway, so fewer routes than this run unindexed.
+INDEX_MIN_ROUTES = 8
+
+
 class Router:
     """Parses each line, runs the routes' filters on it, and gives each consumer its share.
 
     The filters run as routing plans (expr.compile_plan): one generated function per set
     of routes an event can match. Routes whose filter requires `path == 'text'` are
-    indexed by that text, for the path most routes use, so an event only runs the
+    indexed by that text, for the path most routes use (when at least INDEX_MIN_ROUTES
+    do), so an event only runs the
     filters of the routes it can match. A batch's matches are kept as positions per
     route, and become one parcel per consumer at the end of the batch.
     """
@@ -111,8 +117,10 @@ class Router:
         queues: dict[str, ConsumerQueue],
         dead_letters: DeadLetters,
         stats: RunStats,
+        index_min_routes: int = INDEX_MIN_ROUTES,
     ) -> None:
         self.config = config
+        self.index_min_routes = index_min_routes
         self.queues = queues
         self.dead_letters = dead_letters
         self.stats = stats
@@ -167,7 +175,9 @@ class Router:
             for route in self.config.routes
         ]
         uses = Counter(path for paths in required for path in paths)
-        path = uses.most_common(1)[0][0] if uses else None
+        path, indexed = uses.most_common(1)[0] if uses else (None, 0)
+        if indexed < self.index_min_routes:
+            path = None
 
         def plan(wanted: Callable[[dict[tuple[str, ...], str]], bool]) -> Plan:
             chosen = [n for n, paths in enumerate(required) if wanted(paths)]

@@ -631,6 +631,35 @@ def test_plan_with_shared_fields_agrees_with_test(event: dict[str, Any]) -> None
     assert matched is expected_any
 
 
+# paths deeper than the prologue nests its type tests, sharing their first fields
+DEEP = ["a.b.c.d.e.f.g.h.i == `1`", "a.b.x", "a.b.c.d.e.f.y || a.z", "a.b.c.d.e.f.g.h"]
+NESTED: st.SearchStrategy[Any] = st.recursive(
+    SCALARS,
+    lambda inner: st.dictionaries(st.sampled_from("abcdefghixyz"), inner, max_size=3),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from("ab"), NESTED, max_size=2), st.randoms())
+def test_plan_of_deep_paths_agrees_with_test(event: dict[str, Any], random: Any) -> None:
+    # the fields of DEEP in order, so that the deep paths exist often
+    if random.random() < 0.7:
+        node = event
+        for key in "abcdefgh":
+            node = node.setdefault(key, {}) if isinstance(node, dict) else node
+        if isinstance(node, dict):
+            node["i"] = random.choice([1, 2, None])
+    compiled = [expr.compile(source) for source in DEEP]
+    calls = Calls()
+    steps = [expr.PlanStep(n, filter_, False) for n, filter_ in enumerate(compiled)]
+    plan = expr.compile_plan(steps, [calls.recorder(n) for n in range(len(steps))], calls.fail)
+    plan(event, 0)
+    assert calls.failures == []
+    expected = {n: [0] for n, filter_ in enumerate(compiled) if filter_.test(event)}
+    assert calls.matched == expected
+
+
 def test_plans_of_the_suite_groups_agree_with_test() -> None:
     """Each group of the suite whose document is an object, as one plan of all its
     expressions: every route matches or fails as its own `test` does."""

@@ -15,7 +15,7 @@ from evroute import expr
 from evroute.buffer import ConsumerQueue
 from evroute.config.model import Config, ConsumerConfig, QueueSettings, RouteConfig
 from evroute.deadletter import DeadLetters
-from evroute.router import Router
+from evroute.router import INDEX_MIN_ROUTES, Router
 from evroute.sources.lines import LineBatch
 from evroute.stats import ConsumerStats, RunStats
 
@@ -65,9 +65,10 @@ def matches(source: str, event: dict[str, Any]) -> bool:
     batch=st.lists(events, max_size=20),
     filters=st.lists(st.sampled_from(FILTERS), min_size=1, max_size=5),
     transformed=st.booleans(),
+    index_min_routes=st.sampled_from([1, INDEX_MIN_ROUTES]),
 )
 def test_each_consumer_gets_what_jmespath_says_in_order(
-    batch: list[dict[str, Any]], filters: list[str], transformed: bool
+    batch: list[dict[str, Any]], filters: list[str], transformed: bool, index_min_routes: int
 ) -> None:
     routes = [
         RouteConfig(
@@ -87,7 +88,7 @@ def test_each_consumer_gets_what_jmespath_says_in_order(
     stats = RunStats()
     consumer_stats = ConsumerStats()
     queue = ConsumerQueue(QueueSettings(buffer=10_000), consumer_stats, lambda *args: None)
-    router = Router(config, {"out": queue}, DeadLetters(None), stats)
+    router = Router(config, {"out": queue}, DeadLetters(None), stats, index_min_routes)
     lines = [orjson.dumps(event) for event in batch]
     router.route("in", LineBatch(1, list(lines), long_digits=True))
 

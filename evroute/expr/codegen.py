@@ -66,6 +66,8 @@ _BLOCK_NODES = frozenset(
     )
 )
 _MAX_BLOCKS = 12
+# Fields of fields in a routing plan are read under nested type tests up to this depth.
+_MAX_PROLOGUE_NESTING = 6
 # Parentheses an inline condition may hold before it is put in a variable.
 _MAX_PARENTHESES = 60
 # Functions whose result is always a boolean.
@@ -194,7 +196,6 @@ class CodeGenerator:
         # In a routing plan: the paths of fields read from the event (always an object),
         # each read once, up front, for all the routes' filters.
         self.root_paths: dict[tuple[str, ...], str] | None = None
-        self.prologue: list[str] = []
 
     # -- emitting ---------------------------------------------------------------------
 
@@ -291,12 +292,13 @@ class CodeGenerator:
                     self.emit("m = True")
             body += ["        try:", *self.lines, "        except EXC as x:"]
             body.append(f"            fail({route}, p, x)")
+        prologue = self.prologue()  # before the preamble: it adds constants
         lines = self.preamble()
         lines.append(f"    ({', '.join(['fail', *recorders])},) = record")
         for function in self.functions:
             lines.extend(function)
         lines.append(f"    def plan({PLAN_EVENT}, p):")
-        lines.extend(self.prologue)
+        lines.extend(prologue)
         lines.append("        m = False")
         lines.extend(body)
         lines.append("        return m")
@@ -415,20 +417,46 @@ class CodeGenerator:
     def root_path(self, path: tuple[str, ...]) -> str:
         """The variable holding the event's field at `path`, read in the prologue."""
         assert self.root_paths is not None
-        parent = PLAN_EVENT
         for length in range(1, len(path) + 1):
-            known = self.root_paths.get(path[:length])
-            if known is None:
-                known = self.name()
-                key = self.constant(path[length - 1])
-                if parent == PLAN_EVENT:
-                    line = f"{known} = {PLAN_EVENT}.get({key})"
-                else:
-                    line = f"{known} = {parent}.get({key}) if T({parent}) is D else None"
-                self.prologue.append("        " + line)
-                self.root_paths[path[:length]] = known
-            parent = known
-        return parent
+            if path[:length] not in self.root_paths:
+                self.root_paths[path[:length]] = self.name()
+        return self.root_paths[path]
+
+    def prologue(self) -> list[str]:
+        """Read the fields of root_paths: under one type test of each object, so the
+        fields of `detail` cost one test of `detail` (nested a few levels only)."""
+        assert self.root_paths is not None
+        names = self.root_paths
+        children: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+        for path in self.root_paths:
+            children.setdefault(path[:-1], []).append(path)
+        lines: list[str] = []
+
+        def descendants(path: tuple[str, ...]) -> list[str]:
+            below = children.get(path, [])
+            return [names[c] for c in below] + [name for c in below for name in descendants(c)]
+
+        def read(parent: tuple[str, ...], indent: str, checked: bool) -> None:
+            """Read the fields under `parent`, which is known to be an object if `checked`."""
+            source = names[parent] if parent else PLAN_EVENT
+            nested = len(indent) < 4 * (2 + _MAX_PROLOGUE_NESTING)
+            for path in children.get(parent, []):
+                key = self.constant(path[-1])
+                name = names[path]
+                get = f"{source}.get({key})"
+                lines.append(
+                    f"{indent}{name} = {get if checked else f'{get} if T({source}) is D else None'}"
+                )
+                if path in children and nested:
+                    lines.append(f"{indent}if T({name}) is D:")
+                    read(path, indent + "    ", True)
+                    lines.append(f"{indent}else:")
+                    lines.append(f"{indent}    {' = '.join(descendants(path))} = None")
+                elif path in children:
+                    read(path, indent, False)
+
+        read((), "        ", True)  # the event is an object
+        return lines
 
     def _field(self, node: dict[str, Any], current: str) -> str:
         if current == PLAN_EVENT and self.root_paths is not None:
