@@ -120,6 +120,7 @@ def make_events(count: int) -> Iterator[bytes]:
             "source": "shop.orders",
             "time": "2026-11-01T09:00:00Z",
             "region": "eu-west-1",
+            "resources": [f"arn:aws:shop:eu-west-1:123456789012:order/{n:08d}"],
             "detail": {
                 "customer": {
                     "id": f"cus-{rng.randrange(100):04d}",
