@@ -97,6 +97,23 @@ def skip(parcels: list[Parcel], events: int) -> list[Parcel]:
     return rest
 
 
+def pick(parcels: list[Parcel], indexes: Iterable[int]) -> list[Parcel]:
+    """The events at `indexes` (ascending, counted across `parcels`), as parcels."""
+    wanted = iter(indexes)
+    picked: list[Parcel] = []
+    start = 0
+    index = next(wanted, None)
+    for parcel in parcels:
+        mine: list[int] = []
+        while index is not None and index < start + len(parcel):
+            mine.append(index - start)
+            index = next(wanted, None)
+        if mine:
+            picked.append(parcel.pick(mine))
+        start += len(parcel)
+    return picked
+
+
 # Called with parcels the queue gives up on: (reason, detail, parcels)
 Reject = Callable[[str, str, list[Parcel]], None]
 

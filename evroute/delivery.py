@@ -7,9 +7,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from evroute.buffer import SHUTDOWN_DETAIL, ConsumerQueue, Parcel, count, skip
+from evroute.buffer import SHUTDOWN_DETAIL, ConsumerQueue, Parcel, count, pick, skip
 from evroute.sinks import Sink, SinkEnded, SinkFailed
-from evroute.sinks.base import LINGER_S
+from evroute.sinks.base import LINGER_S, EventFailure
 from evroute.stats import ConsumerStats
 
 EXIT_SETTLE_S = 0.2
@@ -148,7 +148,7 @@ class ConsumerWorker:
                 else list(itertools.chain.from_iterable(parcel.payloads for parcel in batch))
             )
             try:
-                self.sink.write(payloads)
+                failures = self.sink.write(payloads)
             except SinkEnded as ended:
                 self._settle(batch, ended.delivered, "ended", str(ended))
                 self.stats.state = "closed"
@@ -163,4 +163,18 @@ class ConsumerWorker:
                     self._settle(batch, failed.delivered, "delivery_failed", str(failed))
                     self._fail(str(failed))
                 return
-            self._settle(batch, count(batch), "", "")
+            if failures:
+                self._settle_failures(batch, failures)
+            else:
+                self._settle(batch, count(batch), "", "")
+
+    def _settle_failures(self, batch: list[Parcel], failures: list[EventFailure]) -> None:
+        """Dead-letter the events the sink gave up on, by reason; the rest were delivered."""
+        with self._settle_lock:
+            if self._inflight is not batch:
+                return
+            self._inflight = None
+        self.stats.delivered += count(batch) - len(failures)
+        failures = sorted(failures)
+        for (reason, detail), group in itertools.groupby(failures, key=lambda f: f[1:]):
+            self.queue.dead_letter(reason, detail, pick(batch, [index for index, _, _ in group]))

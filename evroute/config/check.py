@@ -288,8 +288,8 @@ TOP_LEVEL_LATER = {
     "inputs": "the inputs section",
     "audit": "the audit log",
 }
-QUEUE_KEYS = ("buffer", "buffer_bytes", "on_full")
-QUEUE_LATER = {"spill_max_bytes": "spill_max_bytes (disk spill)", "retries": "retries"}
+QUEUE_KEYS = ("buffer", "buffer_bytes", "on_full", "spill_max_bytes", "retries")
+QUEUE_LATER: dict[str, str] = {}
 ON_FULL_LATER = {"spill": "on_full: spill (disk spill)"}
 ROUTE_KEYS = ("name", "filter", "transform", "to")
 ROUTE_LATER = {"pattern": "pattern (EventBridge event patterns)"}
@@ -299,6 +299,7 @@ def read_queue_settings(
     checker: Checker, fields: dict[str, Node], path: str, base: QueueSettings
 ) -> QueueSettings:
     buffer, buffer_bytes, on_full = base.buffer, base.buffer_bytes, base.on_full
+    spill_max_bytes, retries = base.spill_max_bytes, base.retries
     if "buffer" in fields:
         buffer = checker.integer(fields["buffer"], join(path, "buffer"), 1) or buffer
     if "buffer_bytes" in fields:
@@ -312,7 +313,15 @@ def read_queue_settings(
             )
             or on_full
         )
-    return QueueSettings(buffer, buffer_bytes, on_full)
+    if "spill_max_bytes" in fields:
+        spill_max_bytes = (
+            checker.size(fields["spill_max_bytes"], join(path, "spill_max_bytes"))
+            or spill_max_bytes
+        )
+    if "retries" in fields:
+        value = checker.integer(fields["retries"], join(path, "retries"), 0)
+        retries = retries if value is None else value
+    return QueueSettings(buffer, buffer_bytes, on_full, spill_max_bytes, retries)
 
 
 def build_config(

@@ -20,6 +20,8 @@ class QueueSettings:
     buffer: int = 10_000
     buffer_bytes: int = 64 << 20
     on_full: str = "block"
+    spill_max_bytes: int = 1 << 30  # disk a spilled backlog may use, then on_full blocks
+    retries: int = 3  # further attempts at a failed delivery, with backoff
 
 
 @dataclass(frozen=True)

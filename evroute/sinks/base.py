@@ -33,6 +33,11 @@ class SinkEnded(SinkFailed):
     """The reader went away on purpose (stdout closed by `head`)."""
 
 
+# An event a sink gave up on while the rest of its batch went out:
+# (its index in the batch, the dead letter's reason, its detail)
+EventFailure = tuple[int, str, str]
+
+
 class Sink:
     """Delivers batches of payloads to one consumer. One thread calls it."""
 
@@ -44,8 +49,12 @@ class Sink:
     def open(self) -> None:
         """Get ready to write (open the file, start the process); raises SinkFailed."""
 
-    def write(self, payloads: list[bytes]) -> None:
-        """Deliver the payloads in order, each as one line; raises SinkFailed or SinkEnded."""
+    def write(self, payloads: list[bytes]) -> list[EventFailure]:
+        """Deliver the payloads in order, each as one line; raises SinkFailed or SinkEnded.
+
+        Returns the events given up on one by one (a per-event command that kept
+        failing); the others were delivered.
+        """
         raise NotImplementedError
 
     def close(self, linger: float) -> str | None:

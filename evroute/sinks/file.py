@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evroute.fileio import PartialWrite, write_all
-from evroute.sinks.base import Sink, SinkEnded, SinkFailed, SinkKind, join_lines
+from evroute.sinks.base import EventFailure, Sink, SinkEnded, SinkFailed, SinkKind, join_lines
 
 if TYPE_CHECKING:
     from evroute.config.check import Checker
@@ -82,7 +82,7 @@ class FileSink(Sink):
     def output_path(self) -> Path | None:
         return None if self.is_stdout else self.base_dir / self.options.path
 
-    def write(self, payloads: list[bytes]) -> None:
+    def write(self, payloads: list[bytes]) -> list[EventFailure]:
         if self.fd is None:
             raise SinkFailed("the file is not open")
         try:
@@ -94,6 +94,7 @@ class FileSink(Sink):
             raise SinkFailed(
                 f"cannot write {self.options.path}: {error.strerror}", delivered
             ) from None
+        return []
 
     def close(self, linger: float) -> str | None:
         if self.fd is not None:
