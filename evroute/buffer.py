@@ -3,6 +3,10 @@
 The router puts parcels (a chunk of input's events for one consumer); the consumer's
 writer takes several at once. Events are counted `enqueued` when offered, so every event
 ends as delivered, dropped or dead-lettered.
+
+With `on_full: spill`, what memory has no room for goes to disk (spill.py), and once
+anything is there every later parcel follows it, until the writer has read it all back
+into memory: so events leave in the order they came.
 """
 
 from __future__ import annotations
@@ -12,13 +16,18 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from evroute.config.model import QueueSettings
 from evroute.deadletter import Letter
 from evroute.stats import ConsumerStats
 
+if TYPE_CHECKING:
+    from evroute.spill import SpillStore
+
 # While blocked, re-check for shutdown this often: waking a few times a second at most.
 WAIT_SLICE_S = 0.25
+SPILL_DIR_VARIABLE = "EVROUTE_SPILL_DIR"
 SHUTDOWN_DETAIL = "evroute was stopped before delivery"
 
 
@@ -127,11 +136,22 @@ class ConsumerQueue:
         stats: ConsumerStats,
         reject: Reject,
         out_of_time: Callable[[], bool] = lambda: False,
+        name: str = "",
+        warn: Callable[[str], None] = lambda message: None,
     ) -> None:
         self.settings = settings
         self.stats = stats
+        self.name = name
         self._reject = reject
         self._out_of_time = out_of_time
+        self._warn = warn
+        self._warnings: list[str] = []  # said once the lock is released
+        # on_full: spill: the backlog on disk, made at the first spill; the part of a
+        # parcel read back that memory had no room for yet; whether a disk error has
+        # turned spilling off (the queue then blocks when full, as `block` does)
+        self._spill: SpillStore | None = None
+        self._spill_head: Parcel | None = None
+        self._spill_broken = False
         self._parcels: deque[Parcel] = deque()
         self._events = 0
         self._bytes = 0
@@ -148,6 +168,11 @@ class ConsumerQueue:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def drained(self) -> bool:
+        """The input is done and nothing is left to take: the batch in hand is the last."""
+        with self._lock:
+            return self._closed and not self._parcels and not self._spilled_events()
 
     @property
     def has_reader(self) -> bool:
@@ -244,14 +269,113 @@ class ConsumerQueue:
         self._append(newest)
         return dropped
 
+    def _spilled_events(self) -> int:
+        """Events on disk, or read back and waiting for room in memory."""
+        spilled = 0 if self._spill is None else self._spill.events
+        return spilled + (0 if self._spill_head is None else len(self._spill_head))
+
+    def _spill_out(self, parcel: Parcel) -> int:
+        """Write what of `parcel` the spill has room for; how many events that was."""
+        try:
+            if self._spill is None:
+                from evroute.spill import SpillStore  # spill.py builds on Parcel, above
+
+                self._spill = SpillStore(self.settings.spill_max_bytes)
+            written = self._spill.append(parcel)
+        except OSError as error:
+            self._spill_broken = True
+            folder = self._spill.folder if self._spill is not None else None
+            where = f" in {folder}" if folder else ""
+            self._warnings.append(
+                f"{self._who()}cannot spill its backlog to disk{where}"
+                f" ({error.strerror or error}); from now on its queue holds up the input"
+                f" when full (as on_full: block); set {SPILL_DIR_VARIABLE} to a folder"
+                " with room"
+            )
+            return 0
+        self.stats.spilled += written
+        return written
+
+    def _refill(self, max_events: int) -> None:
+        """Bring spilled parcels back into memory, oldest first, while it has room."""
+        head = self._spill_head
+        while self._events < max_events:
+            if head is None:
+                if self._spill is None or not self._spill.events:
+                    break
+                head = self._read_spill()
+                if head is None:
+                    continue
+            room = self._room(head)
+            if room == len(head):
+                self._append(head)
+                head = None
+            elif room:
+                self._append(head.cut(0, room))
+                head = head.cut(room)
+            else:
+                break
+        self._spill_head = head
+
+    def _read_spill(self) -> Parcel | None:
+        """The next parcel on disk; events it cannot read back are counted as dropped."""
+        from evroute.spill import SpillLost
+
+        assert self._spill is not None
+        try:
+            return self._spill.read()
+        except SpillLost as lost:
+            self.stats.dropped += lost.events
+            self._warnings.append(
+                f"{self._who()}{lost.events} spilled events could not be read back"
+                f" ({lost.detail}); they are counted as dropped"
+            )
+            return None
+
+    def _take_spilled(self) -> Iterator[Parcel]:
+        """Everything spilled, read back one parcel at a time, in order; then none is."""
+        try:
+            if self._spill_head is not None:
+                head, self._spill_head = self._spill_head, None
+                yield head
+            while self._spill is not None and self._spill.events:
+                parcel = self._read_spill()
+                if parcel is not None:
+                    yield parcel
+        finally:
+            if self._spill is not None:
+                self._spill.discard()
+
+    def _who(self) -> str:
+        return f"consumer {self.name!r}: " if self.name else ""
+
+    def _say_warnings(self) -> None:
+        """Pass on what the queue has to say, outside the lock (stderr may be slow)."""
+        while self._warnings:
+            try:
+                message = self._warnings.pop(0)
+            except IndexError:  # another thread said it
+                return
+            self._warn(message)
+
     def put(self, parcel: Parcel) -> None:
         """Offer a parcel of events; what happens when full is the queue's `on_full`."""
         if not len(parcel):
             return
+        rest = self._offer(parcel, len(parcel))
+        while rest is not None:  # the spill failed: say so at once, before blocking
+            self._say_warnings()
+            rest = self._offer(rest, 0)
+        self._say_warnings()
+
+    def _offer(self, parcel: Parcel, new_events: int) -> Parcel | None:
+        """put(), counting `new_events` as enqueued; what is left of the parcel when the
+        spill has just failed, for put() to offer again once it has said so."""
         dropped: list[Parcel] = []
         rejected: Parcel | None = None
+        left: Parcel | None = None
         with self._lock:
-            self.stats.enqueued += len(parcel)
+            self.stats.enqueued += new_events
             policy = self.settings.on_full
             while True:
                 if self._mode != OPEN or self._closed:
@@ -263,26 +387,38 @@ class ConsumerQueue:
                 if policy == "drop_newest":
                     dropped = self._put_dropping_newest(parcel)
                     break
-                room = self._room(parcel)
-                if room == len(parcel):
-                    self._append(parcel)
-                    break
-                if room:
-                    self._append(parcel.cut(0, room))
-                    parcel = parcel.cut(room)
-                # block: the writer may be waiting for what this parcel put so far
+                if not self._spilled_events():  # else memory is for what comes back from disk
+                    room = self._room(parcel)
+                    if room == len(parcel):
+                        self._append(parcel)
+                        break
+                    if room:
+                        self._append(parcel.cut(0, room))
+                        parcel = parcel.cut(room)
+                if policy == "spill" and not self._spill_broken:
+                    written = self._spill_out(parcel)
+                    if written == len(parcel):
+                        break
+                    if written:
+                        parcel = parcel.cut(written)
+                    if self._spill_broken:
+                        left = parcel
+                        break
+                # block (or the spill is full): the writer may be waiting for what this
+                # parcel put so far
                 if self._out_of_time():
                     rejected = parcel
                     break
                 self._not_empty.notify()
                 self._not_full.wait(WAIT_SLICE_S)
-            if self._events:
+            if self._events or self._spilled_events():
                 self._not_empty.notify()
             self.stats.dropped += count(dropped)
         if dropped:
             self._reject("dropped", f"queue full (on_full: {self.settings.on_full})", dropped)
         if rejected is not None:
             self._settle_rejected([rejected])
+        return left
 
     def _settle_rejected(self, parcels: list[Parcel]) -> None:
         if self._mode == ENDED:
@@ -316,23 +452,37 @@ class ConsumerQueue:
         """
         with self._lock:
             while not self._parcels:
+                if self._spilled_events() and self._mode == OPEN:
+                    self._refill(max_events)
+                    continue
                 if self._closed or self._mode != OPEN:
-                    return None
-                self._not_empty.wait()
-            batch: list[Parcel] = []
-            taken = 0
-            while self._parcels and taken < max_events:
-                parcel = self._parcels[0]
-                if taken + len(parcel) > max_events and taken:
                     break
-                self._parcels.popleft()
-                batch.append(parcel)
-                taken += len(parcel)
-                self._bytes -= parcel.size
-            self._events -= taken
-            on_take(batch)
-            self._not_full.notify_all()
-            return batch
+                self._not_empty.wait()
+            if not self._parcels:
+                batch = None
+            else:
+                batch = self._take_batch(max_events)
+                on_take(batch)
+                self._not_full.notify_all()
+        self._say_warnings()
+        return batch
+
+    def _take_batch(self, max_events: int) -> list[Parcel]:
+        """Up to max_events events from memory, which then takes back what it can from disk."""
+        batch: list[Parcel] = []
+        taken = 0
+        while self._parcels and taken < max_events:
+            parcel = self._parcels[0]
+            if taken + len(parcel) > max_events and taken:
+                break
+            self._parcels.popleft()
+            batch.append(parcel)
+            taken += len(parcel)
+            self._bytes -= parcel.size
+        self._events -= taken
+        if self._spilled_events():
+            self._refill(max_events)
+        return batch
 
     def close(self) -> None:
         """The input is done: the writer drains what is queued, then gets None."""
@@ -350,15 +500,22 @@ class ConsumerQueue:
             return True
 
     def take_all(self, and_then: Callable[[], None] = lambda: None) -> list[Parcel]:
-        """Remove and return everything queued; `and_then` runs under the same lock."""
+        """Remove and return everything queued, spilled events included (read back from
+        disk, all at once); `and_then` runs under the same lock."""
         with self._lock:
-            parcels = list(self._parcels)
-            self._parcels.clear()
-            self._events = 0
-            self._bytes = 0
+            parcels = self._take_memory()
+            parcels.extend(self._take_spilled())
             and_then()
             self._not_full.notify_all()
-            return parcels
+        self._say_warnings()
+        return parcels
+
+    def _take_memory(self) -> list[Parcel]:
+        parcels = list(self._parcels)
+        self._parcels.clear()
+        self._events = 0
+        self._bytes = 0
+        return parcels
 
     def end(self) -> None:
         """The reader went away (stdout closed): what is queued and what comes is dropped."""
@@ -372,4 +529,16 @@ class ConsumerQueue:
         with self._lock:
             self._mode, self._mode_detail, self._mode_reason = mode, detail, reason
             self._not_empty.notify_all()
-            self._settle_rejected(self.take_all())
+            self._not_full.notify_all()
+            self._settle_rejected(self._take_memory())
+            if mode == ENDED:  # only counted: no need to read the disk back
+                spilled = self._spilled_events()
+                self.stats.dropped += spilled
+                self.stats.dropped_by_reader += spilled
+                self._spill_head = None
+                if self._spill is not None:
+                    self._spill.discard()
+            else:  # a parcel at a time, so a large backlog needs no more memory than one
+                for parcel in self._take_spilled():
+                    self._settle_rejected([parcel])
+        self._say_warnings()

@@ -16,6 +16,7 @@ from rich.markup import escape
 from evroute import __version__, expr, pipeline, render
 from evroute.config import Config, Issue, check_config, load_config
 from evroute.errors import ConfigError, EvrouteError, ExitCode
+from evroute.sources.dead_letters import REASONS, Selection, dead_letter_opener
 from evroute.sources.pacing import Pacer, RatePacer, SpeedPacer
 
 app = typer.Typer(
@@ -178,20 +179,45 @@ def replay(
     ] = None,
     stats: StatsOption = StatsMode.auto,
     stats_json: StatsJsonOption = None,
+    dead_letters: Annotated[
+        str | None,
+        typer.Option(
+            "--dead-letters",
+            metavar="FILE",
+            help="Redrive: replay the events held by this dead letter file (.gz too),"
+            " instead of FILEs.",
+            show_default=False,
+        ),
+    ] = None,
+    reasons: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reason",
+            metavar="REASON",
+            help="With --dead-letters: only the letters of this reason (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    routes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--route",
+            metavar="NAME",
+            help="With --dead-letters: only the letters of this route (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
     archive: LaterOption = None,
     from_: Annotated[str | None, typer.Option("--from", hidden=True)] = None,
     until: LaterOption = None,
-    dead_letters: LaterOption = None,
 ) -> None:
-    """Replay recorded events through the routes, as fast as possible or paced."""
-    for later, flag in (
-        (archive, "--archive"), (from_, "--from"), (until, "--until"),
-        (dead_letters, "--dead-letters"),
-    ):  # fmt: skip
+    """Replay recorded events (or dead letters) through the routes, as fast as possible or paced."""
+    for later, flag in ((archive, "--archive"), (from_, "--from"), (until, "--until")):
         if later is not None:
             raise typer.BadParameter(
                 "is not supported yet in this version of evroute", param_hint=flag
             )
+    redrive = redrive_selection(files or [], dead_letters, reasons, routes)
     if speed is not None and rate is not None:
         raise typer.BadParameter("cannot be used with --rate; choose one", param_hint="--speed")
     for value, flag in ((speed, "--speed"), (rate, "--rate")):
@@ -208,7 +234,38 @@ def replay(
                 f"invalid JMESPath: {error}", param_hint="--time-field"
             ) from None
     show_progress = stderr_console().is_terminal if progress is None else progress
-    raise typer.Exit(route_events(config, files or [], stats, stats_json, pacer, show_progress))
+    inputs = (files or []) if dead_letters is None else [dead_letters]
+    raise typer.Exit(route_events(config, inputs, stats, stats_json, pacer, show_progress, redrive))
+
+
+def redrive_selection(
+    files: list[str], dead_letters: str | None, reasons: list[str] | None, routes: list[str] | None
+) -> Selection | None:
+    """The letters `--dead-letters` replays; None without it. Usage errors say why."""
+    if dead_letters is None:
+        for given, flag in ((reasons, "--reason"), (routes, "--route")):
+            if given:
+                raise typer.BadParameter("only goes with --dead-letters FILE", param_hint=flag)
+        return None
+    if files:
+        raise typer.BadParameter(
+            f"replays a dead letter file instead of FILE inputs; drop {' '.join(files)}"
+            " or --dead-letters",
+            param_hint="--dead-letters",
+        )
+    if dead_letters == "-":
+        raise typer.BadParameter(
+            "needs a file, not stdin: save the dead letters to a file first",
+            param_hint="--dead-letters",
+        )
+    unknown = [reason for reason in reasons or [] if reason not in REASONS]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown {'reason' if len(unknown) == 1 else 'reasons'}"
+            f" {', '.join(map(repr, unknown))}; the reasons are {', '.join(REASONS)}",
+            param_hint="--reason",
+        )
+    return Selection(frozenset(reasons) if reasons else None, frozenset(routes) if routes else None)
 
 
 def route_events(
@@ -218,6 +275,7 @@ def route_events(
     stats_json: Path | None,
     pacer: Pacer | None,
     progress: bool,
+    redrive: Selection | None = None,
 ) -> int:
     if stats_mode is StatsMode.live:
         raise typer.BadParameter(
@@ -231,6 +289,8 @@ def route_events(
         console.print(f"[yellow]evroute[/]: {escape(message)}", highlight=False, soft_wrap=True)
 
     options = pipeline.RunOptions(inputs=inputs, pacer=pacer, progress=progress_bar, warn=warn)
+    if redrive is not None:
+        options.open_inputs = dead_letter_opener(redrive, warn, config.dead_letter)
     try:
         result = pipeline.run(config, options)
     finally:

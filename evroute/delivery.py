@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections.abc import Callable
 
 from evroute.buffer import SHUTDOWN_DETAIL, ConsumerQueue, Parcel, count, pick, skip
 from evroute.sinks import Sink, SinkEnded, SinkFailed
-from evroute.sinks.base import LINGER_S, EventFailure
+from evroute.sinks.base import EventFailure
 from evroute.stats import ConsumerStats
-
-EXIT_SETTLE_S = 0.2
 
 
 class ConsumerWorker:
@@ -34,8 +31,6 @@ class ConsumerWorker:
         self._inflight: list[Parcel] | None = None
         self._settle_lock = threading.Lock()
         self._failed = False
-        self._closing = False
-        self._watcher: threading.Thread | None = None
         self.thread = threading.Thread(target=self._run, name=f"consumer-{sink.name}", daemon=True)
 
     def start(self) -> None:
@@ -50,24 +45,24 @@ class ConsumerWorker:
         with self._settle_lock:
             if self._inflight is not batch:
                 return
+            self.stats.delivered += delivered
+            rest = skip(batch, delivered)
+            if rest and outcome == "ended":
+                self.queue.drop_for_reader(rest)
+            elif rest:
+                self.queue.dead_letter(outcome, detail, rest)
+            # cleared last: until its letters are out the consumer is not idle, so nobody
+            # fails the queue and letters the (newer) backlog before them
             self._inflight = None
-        self.stats.delivered += delivered
-        rest = skip(batch, delivered)
-        if not rest:
-            return
-        if outcome == "ended":
-            self.queue.drop_for_reader(rest)
-        else:
-            self.queue.dead_letter(outcome, detail, rest)
 
     def abandon(self) -> None:
         """The writer is stuck past the deadline: what it holds and what is queued is lost
         to the shutdown."""
         held: list[list[Parcel]] = []
         queued = self.queue.take_all(lambda: held.append(self._inflight or []))
-        self.queue.dead_letter("shutdown", SHUTDOWN_DETAIL, queued)
-        if held[0]:
+        if held[0]:  # older than the queue's: its letters first
             self._settle(held[0], 0, "shutdown", SHUTDOWN_DETAIL)
+        self.queue.dead_letter("shutdown", SHUTDOWN_DETAIL, queued)
 
     def _fail(self, detail: str, reason: str = "delivery_failed") -> None:
         """The consumer cannot take more: its backlog and later events are dead letters."""
@@ -93,54 +88,30 @@ class ConsumerWorker:
             if batch is not None:
                 self._settle(batch, 0, "delivery_failed", detail)
             self._fail(detail)
-        self._closing = True
         try:
             warning = self.sink.close(self.linger)
         except BaseException as error:
             warning = f"{type(error).__name__}: {error}"
-        if self._watcher is not None:
-            self._watcher.join()  # the process is gone: it returns at once
         if warning and not self.stopping():
             self.warn(f"consumer {self.sink.name!r}: {warning}")
-        if self.stats.state == "running":
+        if self.stats.state in ("running", "restarting"):
             self.stats.state = "stopped" if self.stopping() else "done"
 
-    def _watch(self) -> None:
-        """Notice a process that exits while no event is on its way to it, and reap it."""
-        detail = self.sink.wait_for_exit()
-        if detail is None:
-            return
-        # While the writer holds a batch, its own failed write reports the exit, with the
-        # batch's dead letters before the backlog's; so fail only an idle consumer.
-        message = f"the command exited ({detail})"
-        exited = time.monotonic()
-        group_ended = False
-        while not (self._closing or self._failed or self.queue.closed):
-            # a command that ends as its input ends is not a failure: give the input a
-            # moment to be seen ending before calling the exit early
-            settled = time.monotonic() - exited > EXIT_SETTLE_S
-            if settled and self.queue.fail_when_idle(lambda: self._inflight is None, message):
-                self._fail(message)  # the queue is failed already: this tells the user
-                return
-            if not group_ended and time.monotonic() - exited > LINGER_S:
-                # what it started still holds the pipe without reading: the write only
-                # ends when they do
-                self.sink.end_group()
-                group_ended = True
-            time.sleep(0.05)
+    def _failed_on_its_own(self, detail: str) -> None:
+        """The sink gave up while no batch was on its way (restarts used up while idle).
+        With a batch in hand, the writer's failed write reports it instead, so that the
+        batch's dead letters come before the backlog's."""
+        if self.queue.fail_when_idle(lambda: self._inflight is None, detail):
+            self._fail(detail)  # the queue is failed already: this tells the user
 
     def _deliver(self) -> None:
+        self.sink.attach(self.stats, self._failed_on_its_own, self.queue.drained)
         try:
             self.sink.open()
         except SinkFailed as error:
             self._fail(str(error))
             return
         self.stats.state = "running"
-        if self.sink.has_process:
-            self._watcher = threading.Thread(
-                target=self._watch, name=f"watch-{self.sink.name}", daemon=True
-            )
-            self._watcher.start()
         while (batch := self.queue.get_batch(self._hold)) is not None:
             payloads = (
                 batch[0].payloads
@@ -173,8 +144,9 @@ class ConsumerWorker:
         with self._settle_lock:
             if self._inflight is not batch:
                 return
+            self.stats.delivered += count(batch) - len(failures)
+            failures = sorted(failures)
+            for (reason, detail), group in itertools.groupby(failures, key=lambda f: f[1:]):
+                indexes = [index for index, _, _ in group]
+                self.queue.dead_letter(reason, detail, pick(batch, indexes))
             self._inflight = None
-        self.stats.delivered += count(batch) - len(failures)
-        failures = sorted(failures)
-        for (reason, detail), group in itertools.groupby(failures, key=lambda f: f[1:]):
-            self.queue.dead_letter(reason, detail, pick(batch, [index for index, _, _ in group]))

@@ -13,6 +13,8 @@ class PartialWrite(Exception):
         super().__init__(str(error))
         self.error = error
         self.complete_lines = data.count(b"\n", 0, written)
+        # bytes of a line that went out only in part
+        self.partial_bytes = written - (data.rfind(b"\n", 0, written) + 1)
 
 
 def write_all(fd: int, data: bytes) -> None:

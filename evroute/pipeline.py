@@ -22,7 +22,7 @@ from evroute.delivery import ConsumerWorker
 from evroute.errors import EvrouteError, InputError
 from evroute.router import Router
 from evroute.sinks import SINK_KINDS
-from evroute.sources import LineSplitter, OversizeLine, Source, open_sources
+from evroute.sources import OversizeLine, Source, open_sources
 from evroute.sources.lines import LineBatch
 from evroute.sources.pacing import Pacer
 from evroute.stats import ConsumerStats, RunStats
@@ -51,6 +51,8 @@ class RunOptions:
     progress: Progress | None = None
     warn: Callable[[str], None] = lambda message: None
     handle_signals: bool = True
+    # how `inputs` are opened; a redrive reads them as dead letter files
+    open_inputs: Callable[[list[str]], list[Source]] = open_sources
 
 
 @dataclass
@@ -84,7 +86,12 @@ class Pipeline:
         for name, consumer in config.consumers.items():
             consumer_stats = self.stats.consumers[name] = ConsumerStats()
             queue = ConsumerQueue(
-                consumer.queue, consumer_stats, self._dead_letterer(name), self.out_of_time
+                consumer.queue,
+                consumer_stats,
+                self._dead_letterer(name),
+                self.out_of_time,
+                name=name,
+                warn=options.warn,
             )
             self.queues[name] = queue
             sink = SINK_KINDS[consumer.kind].create(consumer, config.base_dir)
@@ -140,7 +147,7 @@ class Pipeline:
         errors: list[str] = []
         # Inputs are opened before the signal handlers go in: opening a FIFO with no
         # writer blocks, and Ctrl-C must still be able to end that.
-        sources = open_sources(self.options.inputs)
+        sources = self.options.open_inputs(self.options.inputs)
         previous: dict[int, Any] = {}
         try:
             self._refuse_outputs_as_inputs(sources)
@@ -207,7 +214,7 @@ class Pipeline:
             progress.start(None if None in sizes else sum(s or 0 for s in sizes))
         done_before = 0
         for source in sources:
-            splitter = LineSplitter(self.config.max_event_bytes)
+            splitter = source.line_splitter(self.config.max_event_bytes)
             input_stats = self.stats.input(source.name)
             for chunk in source.chunks(self._wakeup_read):
                 input_stats.bytes += len(chunk)

@@ -340,7 +340,7 @@ class Router:
         """The event on a line orjson alone could not read; None when there is none
         (blank, or malformed)."""
         if isinstance(line, OversizeLine):
-            detail = (
+            detail = line.detail or (
                 f"line of {line.length} bytes is over max_event_bytes "
                 f"({self.config.max_event_bytes})"
             )

@@ -1,8 +1,11 @@
-"""ConsumerQueue's drop policies on parcels against a queue that takes one event at a time."""
+"""ConsumerQueue's drop policies on parcels against a queue that takes one event at a time,
+and `block` (spill has tests of its own, in test_spill.py)."""
 
 from __future__ import annotations
 
+import threading
 from collections import deque
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -95,3 +98,35 @@ def test_drop_oldest_on_a_byte_limited_queue_cuts_parcels_a_bounded_number_of_ti
     queue.put(parcel(events + 1))  # a queue full of older events: drop the oldest
     assert queue.stats.enqueued == queue.stats.dropped + queue._events
     assert cuts < 20, f"{cuts} cuts for one put of {events} events"
+
+
+def test_block_holds_the_router_until_the_writer_takes_and_never_touches_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`block` stays as it was now that `spill` is the default: a parcel larger than the
+    queue waits for the writer, part by part, and nothing goes to disk."""
+    monkeypatch.setenv("EVROUTE_SPILL_DIR", str(tmp_path))
+    stats = ConsumerStats()
+    queue = ConsumerQueue(QueueSettings(buffer=10, on_full="block"), stats, lambda *args: None)
+    events = 1000
+    putter = threading.Thread(
+        target=queue.put,
+        args=(Parcel("in", ("r",), 1, [b"%d" % n for n in range(events)], list(range(events)), 0),),
+        daemon=True,
+    )
+    putter.start()
+    putter.join(0.5)
+    assert putter.is_alive()  # the queue is full and nobody takes
+    assert queue._events == 10 and stats.spilled == 0
+    got: list[bytes] = []
+    watchdog = threading.Timer(10, queue.close)  # a take that would wait for ever returns
+    watchdog.start()
+    while len(got) < events:
+        batch = queue.get_batch(lambda batch: None)
+        assert batch is not None
+        got.extend(payload for parcel in batch for payload in parcel.payloads)
+    watchdog.cancel()
+    putter.join(10)
+    assert not putter.is_alive()
+    assert got == [b"%d" % n for n in range(events)]
+    assert stats.spilled == 0 and list(tmp_path.iterdir()) == []

@@ -77,7 +77,7 @@ def test_defaults(tmp_path):
     queue = config.consumers["archive"].queue
     assert queue.buffer == 10_000
     assert queue.buffer_bytes == 64 * 1024 * 1024
-    assert queue.on_full == "block"
+    assert queue.on_full == "spill"
     assert config.max_event_bytes == 1024 * 1024
     assert config.shutdown_timeout == 10.0
     assert config.unmatched == "drop"
@@ -802,8 +802,6 @@ def test_empty_routes(tmp_path):
 @pytest.mark.parametrize(
     ("text", "path"),
     [
-        (MINIMAL + "defaults:\n  on_full: spill\n", "defaults.on_full"),
-        (with_consumer_options("file: x\non_full: spill\n"), "consumers.archive.on_full"),
         (with_consumer_options("file: x\nmax_open_files: 9\n"), "consumers.archive.max_open_files"),
         (MINIMAL + "tests: []\n", "tests"),
         (MINIMAL + "inputs: [a.jsonl]\n", "inputs"),
@@ -1226,3 +1224,72 @@ def test_control_characters_are_located(tmp_path):
     error = only_error(issues)
     assert (error.line, error.column) == (4, 16)
     assert "U+0001" in error.message
+
+
+# --- supervision, acknowledgements, per-event commands, retries ----------------------------
+
+
+def test_command_supervision_options_are_read(tmp_path):
+    config = valid(
+        tmp_path,
+        with_consumer_options(
+            "command: [cat]\nrestart: {max: 2, backoff: 100ms, max_backoff: 1s}\nack: line\n"
+            "retries: 0\n"
+        ),
+    )
+    consumer = config.consumers["archive"]
+    assert consumer.options.restart.max == 2
+    assert (consumer.options.restart.backoff, consumer.options.restart.max_backoff) == (0.1, 1.0)
+    assert consumer.options.ack == "line"
+    assert consumer.queue.retries == 0
+
+
+def test_per_event_options_are_read(tmp_path):
+    config = valid(
+        tmp_path,
+        with_consumer_options(
+            "command: cat\nper_event: true\nconcurrency: 4\nkey: detail.id\ntimeout: 2s\n"
+        ),
+    )
+    options = config.consumers["archive"].options
+    assert (options.per_event, options.concurrency, options.timeout) == (True, 4, 2.0)
+    assert options.key.search({"detail": {"id": 7}}) == 7
+
+
+@pytest.mark.parametrize(
+    ("options", "path", "message"),
+    [
+        ("command: [cat]\nconcurrency: 2\n", "consumers.archive.concurrency", "per_event: true"),
+        ("command: [cat]\nkey: a\n", "consumers.archive.key", "per_event: true"),
+        ("command: [cat]\ntimeout: 1s\n", "consumers.archive.timeout", "per_event: true"),
+        ("command: [cat]\nper_event: true\nack: line\n", "consumers.archive.ack", "long-running"),
+        (
+            "command: [cat]\nper_event: true\nrestart: {max: 1}\n",
+            "consumers.archive.restart",
+            "long-running",
+        ),
+        ("command: [cat]\nper_event: yes\n", "consumers.archive.per_event", "true or false"),
+        ("command: [cat]\nack: always\n", "consumers.archive.ack", "none, line"),
+        ("command: [cat]\nrestart: {max: -1}\n", "consumers.archive.restart.max", "at least 0"),
+        ("command: [cat]\nrestart: {tries: 1}\n", "consumers.archive.restart.tries", "unknown"),
+        (
+            "command: [cat]\nrestart: {backoff: 5s, max_backoff: 1s}\n",
+            "consumers.archive.restart.backoff",
+            "max_backoff",
+        ),
+        (
+            "command: [cat]\nper_event: true\nconcurrency: 0\n",
+            "consumers.archive.concurrency",
+            "at least 1",
+        ),
+        ("command: [cat]\nper_event: true\nkey: 'a['\n", "consumers.archive.key", "JMESPath"),
+        ("command: [cat]\nper_event: true\ntimeout: 0s\n", "consumers.archive.timeout", "more"),
+        ("file: x\nretries: -1\n", "consumers.archive.retries", "at least 0"),
+    ],
+)
+def test_command_options_errors_say_where_and_what(tmp_path, options, path, message):
+    config, issues = check(tmp_path, with_consumer_options(options))
+    assert config is None
+    error = only_error(issues)
+    assert error.path == path
+    assert message in error.message

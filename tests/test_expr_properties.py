@@ -98,6 +98,20 @@ class OracleFunctions(jmespath_functions.Functions):
         number = float(value)
         return None if math.isinf(number) else number
 
+    @jmespath_functions.signature({"types": [], "variadic": True})
+    def _func_merge(self, *arguments: Any) -> dict[str, Any]:
+        # (d) merge takes only objects; jmespath.py's type check lets an empty string or
+        # array through (dict.update takes any empty iterable): merge(@, '') is an object
+        for argument in arguments:
+            if type(argument) is not dict:
+                raise jmespath_errors.JMESPathTypeError(
+                    "merge", argument, type(argument).__name__, ["object"]
+                )
+        merged: dict[str, Any] = {}
+        for argument in arguments:
+            merged.update(argument)
+        return merged
+
     @jmespath_functions.signature({"types": []})
     def _func_to_string(self, value: Any) -> str:
         # Both are the JSON encoding the specification asks for; evroute keeps non-ASCII

@@ -290,7 +290,6 @@ TOP_LEVEL_LATER = {
 }
 QUEUE_KEYS = ("buffer", "buffer_bytes", "on_full", "spill_max_bytes", "retries")
 QUEUE_LATER: dict[str, str] = {}
-ON_FULL_LATER = {"spill": "on_full: spill (disk spill)"}
 ROUTE_KEYS = ("name", "filter", "transform", "to")
 ROUTE_LATER = {"pattern": "pattern (EventBridge event patterns)"}
 
@@ -308,10 +307,7 @@ def read_queue_settings(
         )
     if "on_full" in fields:
         on_full = (
-            checker.choice(
-                fields["on_full"], join(path, "on_full"), ON_FULL_POLICIES, ON_FULL_LATER
-            )
-            or on_full
+            checker.choice(fields["on_full"], join(path, "on_full"), ON_FULL_POLICIES) or on_full
         )
     if "spill_max_bytes" in fields:
         spill_max_bytes = (

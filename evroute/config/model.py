@@ -8,7 +8,7 @@ from typing import Any
 
 from evroute.expr import Expression
 
-ON_FULL_POLICIES = ("block", "drop_newest", "drop_oldest")
+ON_FULL_POLICIES = ("block", "drop_newest", "drop_oldest", "spill")
 UNMATCHED_DROP = "drop"
 UNMATCHED_DEAD_LETTER = "dead_letter"
 
@@ -19,8 +19,8 @@ class QueueSettings:
 
     buffer: int = 10_000
     buffer_bytes: int = 64 << 20
-    on_full: str = "block"
-    spill_max_bytes: int = 1 << 30  # disk a spilled backlog may use, then on_full blocks
+    on_full: str = "spill"  # the backlog goes to disk, then the queue blocks
+    spill_max_bytes: int = 1 << 30  # disk a spilled backlog may use
     retries: int = 3  # further attempts at a failed delivery, with backoff
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,19 @@ if TYPE_CHECKING:
     from evroute.config.check import Checker
     from evroute.config.model import ConsumerConfig
     from evroute.config.yaml_loader import Node
+    from evroute.stats import ConsumerStats
+
+
+# Retries of a failed delivery wait this long, doubling each time, up to the limit.
+RETRY_BACKOFF_S = 0.5
+RETRY_MAX_BACKOFF_S = 30.0
+
+
+def backoff_delay(failures: int, first: float, limit: float) -> float:
+    """The wait before attempt number `failures` + 1: doubling, capped, with jitter (half
+    to all of it), so that consumers failing together do not retry in step."""
+    delay: float = min(limit, first * 2.0 ** max(failures - 1, 0))
+    return delay * random.uniform(0.5, 1.0)
 
 
 # How long a process that should end may take, before SIGTERM, and again before SIGKILL.
@@ -67,16 +81,19 @@ class Sink:
         """True when a process behind the sink can exit on its own."""
         return False
 
-    def wait_for_exit(self) -> str | None:
-        """Block until the process exits; how it ended. None when there is no process."""
-        return None
+    def attach(
+        self,
+        stats: ConsumerStats,
+        on_failed: Callable[[str], None],
+        drained: Callable[[], bool],
+    ) -> None:
+        """Before open: the consumer's stats, whom to tell when the sink fails on its own
+        (a command that used up its restarts while no batch was on its way), and whether
+        the batch being written is the last one."""
 
     def output_path(self) -> Path | None:
         """The file this sink writes, if it writes one of its own."""
         return None
-
-    def end_group(self) -> None:
-        """Stop everything the sink's process started (SIGTERM, grace, SIGKILL)."""
 
     def terminate(self) -> None:
         """Ask a process to stop now (SIGTERM); files need nothing."""

@@ -1,25 +1,14 @@
-"""`command:` consumers: a long-running process that gets events as JSON lines on stdin."""
+"""`command:` consumers: their options, and the sink for each: long-running or per event."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import shlex
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from evroute.fileio import PartialWrite, write_all
-from evroute.sinks.base import LINGER_S, EventFailure, Sink, SinkFailed, SinkKind, join_lines
-
-# What the pipe to a command holds. With `ack: none` an event is delivered once the pipe
-# has it, so this is also what a command that dies can take with it.
-PIPE_BYTES = 256 << 10
+from evroute.sinks.base import Sink, SinkKind
+from evroute.sinks.long_running import LongRunningSink
 
 if TYPE_CHECKING:
     from evroute.config.check import Checker
@@ -162,145 +151,13 @@ def parse_options(
     return options if ok else None
 
 
-def describe_status(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exit status {returncode}"
-
-
-class CommandSink(Sink):
-    """Events go to the process's stdin; its stdout and stderr are the terminal's."""
-
-    def __init__(self, config: ConsumerConfig, base_dir: Path) -> None:
-        super().__init__(config, base_dir)
-        self.options: CommandOptions = config.options
-        self.process: subprocess.Popen[bytes] | None = None
-        self.failed = False
-        self._group_gone = False
-
-    def open(self) -> None:
-        group: dict[str, Any] = (
-            {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
-        )
-        try:
-            # its own process group, so a terminal's Ctrl-C reaches evroute alone
-            self.process = subprocess.Popen(
-                list(self.options.argv),
-                stdin=subprocess.PIPE,
-                cwd=self.base_dir,
-                bufsize=0,
-                **group,
-            )
-        except (OSError, ValueError) as error:
-            reason = error.strerror if isinstance(error, OSError) else None
-            raise SinkFailed(f"cannot start {self.options.argv[0]!r}: {reason or error}") from None
-        if self.process.stdin is not None:
-            # a batch goes into the pipe in a few writes, not one per 64 KiB read (Linux)
-            with contextlib.suppress(OSError, AttributeError):
-                fcntl.fcntl(self.process.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-
-    def write(self, payloads: list[bytes]) -> list[EventFailure]:
-        process = self.process
-        if process is None or process.stdin is None:
-            raise SinkFailed("the command is not running")
-        try:
-            write_all(process.stdin.fileno(), join_lines(payloads))
-        except PartialWrite as partial:
-            self.failed = True
-            raise SinkFailed(self._gone(), partial.complete_lines) from None
-        return []
-
-    @property
-    def has_process(self) -> bool:
-        return True
-
-    def wait_for_exit(self) -> str | None:
-        if self.process is None:
-            return None
-        return describe_status(self.process.wait())
-
-    def _gone(self) -> str:
-        assert self.process is not None
-        try:
-            returncode = self.process.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            return "the command closed its stdin"
-        return f"the command exited ({describe_status(returncode)})"
-
-    def close(self, linger: float) -> str | None:
-        process = self.process
-        if process is None:
-            return None
-        if process.stdin is not None:
-            with contextlib.suppress(OSError):
-                process.stdin.close()
-        if self.failed:
-            # it closed its stdin but lives on: nothing more will reach it, so stop it
-            self._stop_lingering(process)
-        returncode = process.wait()
-        # What it started in its group (`tee >(...)`, `cmd &`) may finish its work within
-        # `linger`; then it is stopped, so nothing the command started outlives the run.
-        deadline = time.monotonic() + (0.0 if self.failed else linger)
-        while self._group_alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.end_group()
-        if returncode != 0:
-            return f"the command ended with {describe_status(returncode)}"
-        return None
-
-    def end_group(self) -> None:
-        """SIGTERM the process group, then SIGKILL what is left after a grace."""
-        if not self._group_alive():
-            return
-        self.terminate()
-        deadline = time.monotonic() + LINGER_S
-        while self._group_alive():
-            if time.monotonic() > deadline:
-                self.kill()
-                return
-            time.sleep(0.05)
-
-    def _group_alive(self) -> bool:
-        """Whether anything is left in the group; once it is empty it is never signalled
-        again, since its number may then be reused."""
-        if self.process is None or self._group_gone:
-            return False
-        try:
-            os.killpg(self.process.pid, 0)
-        except (ProcessLookupError, PermissionError):
-            self._group_gone = True
-            return False
-        return True
-
-    def _stop_lingering(self, process: subprocess.Popen[bytes]) -> None:
-        try:
-            process.wait(timeout=LINGER_S)
-        except subprocess.TimeoutExpired:
-            self.terminate()
-            try:
-                process.wait(timeout=LINGER_S)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def _signal(self, signum: int) -> None:
-        """Signal the command's whole process group, which outlives its leader."""
-        if self._group_alive():
-            assert self.process is not None
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signum)
-
-    def terminate(self) -> None:
-        self._signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self._signal(signal.SIGKILL)
-
-
 def create(config: ConsumerConfig, base_dir: Path) -> Sink:
-    return CommandSink(config, base_dir)
+    if config.options.per_event:
+        # imported when used: checking a config needs only the options
+        from evroute.sinks.per_event import PerEventSink
+
+        return PerEventSink(config, base_dir)
+    return LongRunningSink(config, base_dir)
 
 
 KIND = SinkKind(

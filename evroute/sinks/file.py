@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evroute.fileio import PartialWrite, write_all
-from evroute.sinks.base import EventFailure, Sink, SinkEnded, SinkFailed, SinkKind, join_lines
+from evroute.sinks.base import (
+    RETRY_BACKOFF_S,
+    RETRY_MAX_BACKOFF_S,
+    EventFailure,
+    Sink,
+    SinkEnded,
+    SinkFailed,
+    SinkKind,
+    backoff_delay,
+    join_lines,
+)
 
 if TYPE_CHECKING:
     from evroute.config.check import Checker
@@ -54,6 +67,7 @@ class FileSink(Sink):
         super().__init__(config, base_dir)
         self.options: FileOptions = config.options
         self.fd: int | None = None
+        self._stop = threading.Event()
 
     @property
     def is_stdout(self) -> bool:
@@ -83,18 +97,43 @@ class FileSink(Sink):
         return None if self.is_stdout else self.base_dir / self.options.path
 
     def write(self, payloads: list[bytes]) -> list[EventFailure]:
+        """Write the batch; a failed write (disk full) is retried with backoff, then its
+        events are given up on one by one. Never counted delivered unless written."""
         if self.fd is None:
             raise SinkFailed("the file is not open")
-        try:
-            write_all(self.fd, join_lines(payloads))
-        except PartialWrite as partial:
-            delivered, error = partial.complete_lines, partial.error
-            if self.is_stdout and error.errno in (errno.EPIPE, errno.EBADF):
-                raise SinkEnded("stdout was closed by its reader", delivered) from None
-            raise SinkFailed(
-                f"cannot write {self.options.path}: {error.strerror}", delivered
-            ) from None
-        return []
+        done = 0
+        attempts = 0
+        while True:
+            try:
+                write_all(self.fd, join_lines(payloads[done:]))
+                return []
+            except PartialWrite as partial:
+                error = partial.error
+                if self.is_stdout and error.errno in (errno.EPIPE, errno.EBADF):
+                    raise SinkEnded(
+                        "stdout was closed by its reader", done + partial.complete_lines
+                    ) from None
+                done += partial.complete_lines
+                self._cut_partial_line(partial.partial_bytes)
+            attempts += 1
+            delay = backoff_delay(attempts, RETRY_BACKOFF_S, RETRY_MAX_BACKOFF_S)
+            if attempts > self.config.queue.retries or self._stop.wait(delay):
+                reason = "shutdown" if self._stop.is_set() else "delivery_failed"
+                detail = f"cannot write {self.options.path}: {error.strerror}"
+                detail += f" ({attempts} attempt{'s' if attempts > 1 else ''})"
+                return [(index, reason, detail) for index in range(done, len(payloads))]
+
+    def _cut_partial_line(self, partial_bytes: int) -> None:
+        """Take back the start of a line that was only partly written, so that the
+        retry writes it whole (a pipe or a device cannot be cut: left as it is)."""
+        if not partial_bytes or self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(os.fstat(self.fd).st_mode):
+                os.ftruncate(self.fd, os.fstat(self.fd).st_size - partial_bytes)
+
+    def terminate(self) -> None:
+        self._stop.set()  # no more waiting to retry: evroute is stopping
 
     def close(self, linger: float) -> str | None:
         if self.fd is not None:

@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 from evroute.errors import InputError
 from evroute.fileio import printable
+from evroute.sources.lines import LineSplitter
 
 CHUNK_BYTES = 256 << 10
 
@@ -28,6 +29,10 @@ class Source:
 
     def chunks(self, wakeup_fd: int | None) -> Iterator[bytes]:
         raise NotImplementedError
+
+    def line_splitter(self, max_event_bytes: int) -> LineSplitter:
+        """What turns this input's chunks into numbered lines of events."""
+        return LineSplitter(max_event_bytes)
 
     def close(self) -> None:
         """Release the input; safe to call more than once."""

@@ -10,10 +10,14 @@ BOM = b"\xef\xbb\xbf"
 
 
 class OversizeLine(NamedTuple):
-    """A line over max_event_bytes: only its start is kept, for the dead letter."""
+    """A line over max_event_bytes: only its start is kept, for the dead letter.
+
+    A source may refuse a line for another reason, which `detail` then gives.
+    """
 
     prefix: bytes
     length: int
+    detail: str = ""
 
 
 Line = tuple[int, "bytes | OversizeLine"]
@@ -76,7 +80,7 @@ class LineSplitter:
         if self._oversize is not None:
             end = chunk.find(b"\n")
             rest = chunk if end < 0 else chunk[:end]
-            prefix, length = self._oversize
+            prefix, length, _ = self._oversize
             if len(prefix) < RAW_LIMIT:
                 prefix += rest[: RAW_LIMIT - len(prefix)]
             if end < 0:
