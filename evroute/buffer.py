@@ -491,12 +491,14 @@ class ConsumerQueue:
             self._not_empty.notify_all()
             self._not_full.notify_all()
 
-    def fail_when_idle(self, idle: Callable[[], bool], detail: str) -> bool:
+    def fail_when_idle(
+        self, idle: Callable[[], bool], detail: str, reason: str = "delivery_failed"
+    ) -> bool:
         """fail(), if `idle()` holds: checked under the lock that taking a batch holds."""
         with self._lock:
-            if self._closed or not idle():
+            if not idle() or (self._closed and reason != "shutdown"):
                 return False  # closed: the input is done, and the writer settles the rest
-            self.fail(detail)
+            self.fail(detail, reason)
             return True
 
     def take_all(self, and_then: Callable[[], None] = lambda: None) -> list[Parcel]:

@@ -29,6 +29,8 @@ class ConsumerWorker:
         self.stopping = stopping
         self.warn = warn
         self._inflight: list[Parcel] | None = None
+        # (detail, reason) of a failure or shutdown that came while a batch was in hand
+        self._later: tuple[str, str] | None = None
         self._settle_lock = threading.Lock()
         self._failed = False
         self.thread = threading.Thread(target=self._run, name=f"consumer-{sink.name}", daemon=True)
@@ -98,11 +100,26 @@ class ConsumerWorker:
             self.stats.state = "stopped" if self.stopping() else "done"
 
     def _failed_on_its_own(self, detail: str) -> None:
-        """The sink gave up while no batch was on its way (restarts used up while idle).
-        With a batch in hand, the writer's failed write reports it instead, so that the
-        batch's dead letters come before the backlog's."""
+        """The sink gave up on its own (restarts used up). With a batch in hand, the
+        writer fails the queue once that batch is settled, so that its dead letters come
+        before the (newer) backlog's."""
+        self._later = (detail, "delivery_failed")
         if self.queue.fail_when_idle(lambda: self._inflight is None, detail):
             self._fail(detail)  # the queue is failed already: this tells the user
+
+    def stop(self) -> None:
+        """Shutdown past its deadline: the sink is told to stop now, and what is queued
+        goes to the dead letters after the batch in hand, which it then settles at once."""
+        self._later = (SHUTDOWN_DETAIL, "shutdown")
+        self.sink.terminate()
+
+    def letter_the_rest(self) -> None:
+        """After stop(): an idle writer has no batch to settle first, so the queue's
+        events are dead-lettered now."""
+        if self.queue.fail_when_idle(
+            lambda: self._inflight is None, SHUTDOWN_DETAIL, reason="shutdown"
+        ):
+            self._fail(SHUTDOWN_DETAIL, reason="shutdown")
 
     def _deliver(self) -> None:
         self.sink.attach(self.stats, self._failed_on_its_own, self.queue.drained)
@@ -138,6 +155,9 @@ class ConsumerWorker:
                 self._settle_failures(batch, failures)
             else:
                 self._settle(batch, count(batch), "", "")
+            if self._later is not None:
+                self._fail(*self._later)
+                return
 
     def _settle_failures(self, batch: list[Parcel], failures: list[EventFailure]) -> None:
         """Dead-letter the events the sink gave up on, by reason; the rest were delivered."""

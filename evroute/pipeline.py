@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from evroute.buffer import SHUTDOWN_DETAIL, ConsumerQueue, Parcel
+from evroute.buffer import ConsumerQueue, Parcel
 from evroute.config.model import Config
 from evroute.deadletter import DeadLetters, undelivered
 from evroute.delivery import ConsumerWorker
@@ -287,17 +287,19 @@ class Pipeline:
                 alive[0].thread.join(min(remaining, 0.25))
             else:
                 alive[0].thread.join(0.25)
+        # every sink told first (SIGTERM), then the queues lettered: a writer with a
+        # batch in hand letters its queue itself once that batch is settled, in order
         for worker in alive:
-            worker.queue.dead_letter("shutdown", SHUTDOWN_DETAIL, worker.queue.take_all())
-            worker.sink.terminate()
+            worker.stop()
+        for worker in alive:
+            worker.letter_the_rest()
         # Processes get a grace between SIGTERM and SIGKILL, cut short by a second Ctrl-C;
         # a writer stuck on a file (a full pipe on stdout) has nothing to signal.
-        with_process = [worker for worker in alive if worker.sink.has_process]
-        self._join(with_process, TERMINATE_GRACE_S)
+        self._join(alive, TERMINATE_GRACE_S)
         for worker in alive:
             if worker.thread.is_alive():
                 worker.sink.kill()
-        self._join(with_process, KILL_GRACE_S, interruptible=False)
+        self._join(alive, KILL_GRACE_S, interruptible=False)
         for worker in alive:
             if worker.thread.is_alive():
                 worker.abandon()

@@ -371,3 +371,104 @@ def test_a_signal_mid_run_dead_letters_the_rest_and_leaves_no_process(
     letters = [json.loads(line) for line in (tmp_path / "dead.jsonl").open()]
     assert {letter["reason"] for letter in letters} == {"shutdown"}
     assert len(letters) == slow["dead_lettered"] + stats["consumers"]["fast"]["dead_lettered"]
+
+
+def test_a_slow_command_gets_its_whole_backlog_at_the_end(tmp_path: Path) -> None:
+    """The end of the input is not a shutdown: the backlog in the pipe is not cut short
+    by shutdown_timeout, however long it takes."""
+    (tmp_path / "slow.py").write_text(
+        "import sys, time\n"
+        "for line in sys.stdin:\n"
+        "    time.sleep(0.005)\n"
+        "    open('got.jsonl', 'a').write(line)\n"
+    )
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        shutdown_timeout: 0.2s
+        consumers:
+          slow: {{command: [{PYTHON}, slow.py]}}
+        routes: [{{name: all, to: slow}}]
+        """,
+    )
+    result = subprocess.run(
+        [*EVROUTE, "run", str(config)], input=events(300), capture_output=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert read_ids(tmp_path / "got.jsonl") == list(range(300))
+
+
+def test_a_command_that_closes_its_stdin_and_lives_on_is_stopped(tmp_path: Path) -> None:
+    (tmp_path / "deaf.py").write_text(
+        "import os, time\nopen('deaf.pid', 'w').write(str(os.getpid()))\n"
+        "os.close(0)\ntime.sleep(60)\n"
+    )
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        dead_letter: dead.jsonl
+        consumers:
+          deaf: {{command: [{PYTHON}, deaf.py], restart: {{max: 0}}}}
+        routes: [{{name: all, to: deaf}}]
+        """,
+    )
+    stats_path = tmp_path / "stats.json"
+    started = time.monotonic()
+    result = subprocess.run(
+        [*EVROUTE, "run", str(config), "--stats-json", str(stats_path)],
+        input=events(200_000),  # more than its pipe holds: writes find it deaf
+        capture_output=True,
+        timeout=60,
+    )
+    assert time.monotonic() - started < 30
+    assert result.returncode == 3, result.stderr.decode()
+    deaf = read_stats(stats_path)["consumers"]["deaf"]
+    assert deaf["state"] == "failed" and deaf["dead_lettered"] > 0
+    assert not alive(int((tmp_path / "deaf.pid").read_text()))
+
+
+READ_ONE_AND_WAIT = "import sys, time; sys.stdin.readline(); time.sleep(30)"
+
+
+@pytest.mark.parametrize("per_event", [False, True])
+def test_shutdown_dead_letters_come_in_input_order(tmp_path: Path, per_event: bool) -> None:
+    """The batch in hand is older than the queue: its letters come first."""
+    command = (
+        f"{{command: [{PYTHON}, -c, 'import time; time.sleep(30)'], per_event: true}}"
+        if per_event
+        else f"{{command: [{PYTHON}, -c, '{READ_ONE_AND_WAIT}'], ack: line}}"
+    )
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        shutdown_timeout: 0.5s
+        dead_letter: dead.jsonl
+        consumers:
+          stuck: {command}
+        routes: [{{name: all, to: stuck}}]
+        """,
+    )
+    process = subprocess.Popen(
+        [*EVROUTE, "run", str(config)],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    try:
+        process.stdin.write(events(1))
+        process.stdin.flush()
+        time.sleep(1.0)  # the first event is in hand; the next ones queue behind it
+        process.stdin.write(events(3)[len(events(1)) :])
+        process.stdin.flush()
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr.decode()
+    letters = [json.loads(line) for line in (tmp_path / "dead.jsonl").open()]
+    assert [letter["line"] for letter in letters] == [1, 2, 3]
+    assert {letter["reason"] for letter in letters} == {"shutdown"}

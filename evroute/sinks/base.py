@@ -76,11 +76,6 @@ class Sink:
         process left behind; returns a warning for the user, if any."""
         return None
 
-    @property
-    def has_process(self) -> bool:
-        """True when a process behind the sink can exit on its own."""
-        return False
-
     def attach(
         self,
         stats: ConsumerStats,

@@ -109,10 +109,6 @@ class LongRunningSink(Sink):
         self._on_failed = on_failed
         self._drained = drained
 
-    @property
-    def has_process(self) -> bool:
-        return True
-
     # -- the supervisor ---------------------------------------------------------------
 
     def open(self) -> None:
@@ -139,6 +135,15 @@ class LongRunningSink(Sink):
         except (OSError, ValueError) as error:
             reason = error.strerror if isinstance(error, OSError) else None
             raise SinkFailed(f"cannot start {argv[0]!r}: {reason or error}") from None
+        try:
+            return self._watch(process)
+        except Exception as error:  # out of descriptors or threads: it must not run on
+            signal_group(process, signal.SIGKILL)
+            process.wait()
+            raise SinkFailed(f"cannot watch {argv[0]!r}: {error}") from None
+
+    def _watch(self, process: subprocess.Popen[bytes]) -> Child:
+        """Threads that pass its stderr through and count its acknowledgements."""
         assert process.stdin is not None and process.stderr is not None
         # a batch goes into the pipe in a few writes, not one per 64 KiB read (Linux)
         with contextlib.suppress(OSError, AttributeError):
@@ -162,6 +167,16 @@ class LongRunningSink(Sink):
         return child
 
     def _supervise(self, child: Child) -> None:
+        try:
+            self._restart_while_needed(child)
+        except BaseException as error:  # a surprise must not leave the writer waiting
+            detail = f"internal error: {type(error).__name__}: {error}"
+            with self._state:
+                self._failure = detail
+                self._state.notify_all()
+            self._on_failed(detail)
+
+    def _restart_while_needed(self, child: Child) -> None:
         failures = 0
         policy = self.options.restart
         while True:
@@ -254,6 +269,8 @@ class LongRunningSink(Sink):
             write_all(child.process.stdin.fileno(), join_lines(payloads))
         except PartialWrite as partial:
             if not self.ack_lines:
+                # it exited, or closed its stdin and may live on: it is done either way
+                self._stop_child(child)
                 self._wait_for_end(child)
                 return partial.complete_lines
         if not self.ack_lines:
@@ -290,20 +307,21 @@ class LongRunningSink(Sink):
     # -- the end ----------------------------------------------------------------------
 
     def close(self, linger: float) -> str | None:
+        """The input is done: close the command's stdin and wait for it to exit, however
+        long its backlog takes (a stop cuts that short: terminate()). What it leaves in
+        its group gets `linger`."""
         with self._state:
             self._closing = True
             self._linger = max(linger, LINGER_S)
-            child = self._child
             self._state.notify_all()
-        if child is not None:
-            self._close_stdin(child)
-            # what it has in hand gets `linger` to finish; then SIGTERM, then SIGKILL
-            try:
-                child.process.wait(timeout=max(linger, 0.0))
-            except subprocess.TimeoutExpired:
-                self._stop_child(child)
-        if self._supervisor is not None:
-            self._supervisor.join(self._linger + 2 * LINGER_S + 1)
+        # the supervisor ends once the run of the moment exits; a run it starts meanwhile
+        # has its stdin closed by the supervisor itself
+        while self._supervisor is not None and self._supervisor.is_alive():
+            with self._state:
+                child = self._child
+            if child is not None:
+                self._close_stdin(child)
+            self._supervisor.join(0.1)
         with self._state:
             status = self._last_status
             failed = self._failure is not None

@@ -80,11 +80,6 @@ class PerEventSink(Sink):
         self._lock = threading.Lock()  # guards _running, and reaping against signalling
         self._running: set[subprocess.Popen[bytes]] = set()
 
-    @property
-    def has_process(self) -> bool:
-        # there are processes to signal at shutdown, whose writer needs the grace
-        return True
-
     def write(self, payloads: list[bytes]) -> list[EventFailure]:
         schedule = Schedule(self._lanes(payloads))
         failures: list[EventFailure] = []
