@@ -291,6 +291,13 @@ def route_events(
     options = pipeline.RunOptions(inputs=inputs, pacer=pacer, progress=progress_bar, warn=warn)
     if redrive is not None:
         options.open_inputs = dead_letter_opener(redrive, warn, config.dead_letter)
+        known = {route.name for route in config.routes}
+        for name in sorted((redrive.routes or set()) - known):
+            # letters name the routes of the run that wrote them, which may be renamed
+            warn(
+                f"--route {name}: {config_path} has no route of that name;"
+                " its letters are replayed all the same"
+            )
     try:
         result = pipeline.run(config, options)
     finally:

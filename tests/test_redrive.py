@@ -358,3 +358,20 @@ def test_the_configs_own_dead_letter_file_is_refused(
     assert code == 1
     assert "config's dead_letter file" in capsys.readouterr().err
     assert own.read_bytes() == SELECTABLE[0] + b"\n"
+
+
+def test_a_route_the_config_does_not_have_is_replayed_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    letters = tmp_path / "letters.jsonl"
+    letters.write_bytes(b"\n".join(SELECTABLE) + b"\n")
+    config = one_file_config(tmp_path)  # its only route is `all`
+    code = program(
+        ["replay", str(config), "--dead-letters", str(letters), "--stats", "off"]
+        + ["--route", "a", "--route", "all"]
+    )
+    assert code == 0
+    assert (tmp_path / "out.jsonl").read_bytes() == b'{"id":1}\n{"id":3}\n'
+    err = capsys.readouterr().err
+    assert "--route a:" in err and "no route of that name" in err
+    assert "--route all:" not in err
