@@ -204,7 +204,7 @@ class ConsumerQueue:
         while (events > 0 or size > 0) and self._parcels:
             oldest = self._parcels[0]
             cut = len(oldest)
-            if cut > events and oldest.size > size:  # part of it will do
+            if cut > events and oldest.size >= size:  # part of it will do
                 cut = max(events, 0)
                 freed = sum(map(len, oldest.payloads[:cut]))
                 while freed < size:
@@ -268,6 +268,11 @@ class ConsumerQueue:
             dropped.append(parcel.cut(0, len(parcel) - kept))
         self._append(newest)
         return dropped
+
+    def _gauge(self) -> None:
+        """What the live view shows of the queue: events waiting, bytes on disk."""
+        self.stats.queued = self._events + self._spilled_events()
+        self.stats.spill_bytes = 0 if self._spill is None else self._spill.bytes
 
     def _spilled_events(self) -> int:
         """Events on disk, or read back and waiting for room in memory."""
@@ -414,6 +419,7 @@ class ConsumerQueue:
             if self._events or self._spilled_events():
                 self._not_empty.notify()
             self.stats.dropped += count(dropped)
+            self._gauge()
         if dropped:
             self._reject("dropped", f"queue full (on_full: {self.settings.on_full})", dropped)
         if rejected is not None:
@@ -464,6 +470,7 @@ class ConsumerQueue:
                 batch = self._take_batch(max_events)
                 on_take(batch)
                 self._not_full.notify_all()
+            self._gauge()
         self._say_warnings()
         return batch
 

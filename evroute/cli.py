@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -11,13 +14,24 @@ from typing import Annotated
 import orjson
 import typer
 from rich.console import Console
+from rich.json import JSON
 from rich.markup import escape
+from rich.text import Text
 
-from evroute import __version__, expr, pipeline, render
+from evroute import __version__, expr, graph, pipeline, render
 from evroute.config import Config, Issue, check_config, load_config
+from evroute.config.schema import config_schema
+from evroute.config.units import parse_duration
 from evroute.errors import ConfigError, EvrouteError, ExitCode
+from evroute.explain import as_json as explain_json
+from evroute.explain import dumps as explain_dumps
+from evroute.explain import explain_input
+from evroute.live import REFRESH_S, LiveDisplay
+from evroute.router import Tap
+from evroute.samples import check_samples
 from evroute.sources.dead_letters import REASONS, Selection, dead_letter_opener
 from evroute.sources.pacing import Pacer, RatePacer, SpeedPacer
+from evroute.stats import RunStats
 
 app = typer.Typer(
     name="evroute",
@@ -27,7 +41,7 @@ app = typer.Typer(
 )
 
 # Commands that DESIGN.md promises and a later version brings.
-LATER_COMMANDS = ("explain", "test", "graph", "schema", "audit", "import")
+LATER_COMMANDS = ("test", "audit", "import")
 
 
 def stderr_console() -> Console:
@@ -52,6 +66,12 @@ class ReportFormat(str, Enum):
     json = "json"
 
 
+class GraphFormat(str, Enum):
+    text = "text"
+    mermaid = "mermaid"
+    dot = "dot"
+
+
 ConfigArgument = Annotated[
     Path, typer.Argument(help="The routing config (YAML).", show_default=False)
 ]
@@ -59,14 +79,24 @@ StatsOption = Annotated[
     StatsMode,
     typer.Option(
         "--stats",
-        help="auto: the final table; final: the same; json: one JSON line; off: nothing."
-        " All on stderr.",
+        help="auto: live on a terminal, else final; live: a view redrawn as the run"
+        " goes; final: a table at the end; json: one JSON line; off: nothing. All on stderr.",
     ),
 ]
 StatsJsonOption = Annotated[
     Path | None,
     typer.Option(
         "--stats-json", help="Write the final stats as JSON to this file.", show_default=False
+    ),
+]
+StatsEveryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--stats-every",
+        metavar="DURATION",
+        help="Also append the stats so far to the --stats-json file every DURATION"
+        " (30s, 5m): a JSON line each time, the final stats last.",
+        show_default=False,
     ),
 ]
 
@@ -108,12 +138,32 @@ def validate(
             "--no-env", help="Unset ${VAR} are warnings, not errors (CI without secrets)."
         ),
     ] = False,
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            "--events",
+            metavar="FILE",
+            help="Sample events (JSON lines, .gz too): warn about routes none of them"
+            " matches and consumers none of them reaches.",
+            show_default=False,
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Warnings are errors: the check fails on them.")
+    ] = False,
 ) -> None:
-    """Check configs and report every problem, not just the first."""
+    """Check configs and report every problem, not just the first.
+
+    Example: evroute validate routes.yaml --events samples/orders.jsonl --strict
+    """
     all_issues: list[Issue] = []
     console = stdout_console()
     for path in configs:
-        _, issues = check_config(path, no_env=no_env)
+        config, issues = check_config(path, no_env=no_env)
+        if config is not None and events is not None:
+            issues = [*issues, *check_samples(config, events, str(path))]
+        if strict:
+            issues = [dataclasses.replace(issue, severity="error") for issue in issues]
         all_issues.extend(issues)
         if format is ReportFormat.text:
             render.render_issues(console, issues)
@@ -131,6 +181,107 @@ def validate(
 
 
 @app.command()
+def explain(
+    config: ConfigArgument,
+    event_file: Annotated[
+        str,
+        typer.Argument(
+            help="The events, one JSON object a line; - is stdin; .gz is read transparently.",
+        ),
+    ] = "-",
+    format: Annotated[
+        ReportFormat, typer.Option("--format", help="text (a tree) or json (JSON lines).")
+    ] = ReportFormat.text,
+    routes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--route",
+            metavar="NAME",
+            help="Show only this route (repeatable); where the event goes still counts all.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """For each event and each route: matched or not, and why.
+
+    Each filter is drawn as a tree of its parts with the value each part produced,
+    then the transform's output and the consumers reached; malformed lines say why.
+
+    \b
+    Example:
+      evroute explain samples/routes.yaml samples/orders.jsonl --route big-orders
+      head -1 orders.jsonl | evroute explain routes.yaml --format json
+    """
+    loaded = load_config(config)
+    known = [route.name for route in loaded.routes]
+    unknown = [name for name in routes or [] if name not in known]
+    if unknown:
+        raise typer.BadParameter(
+            f"{config} has no route {', '.join(map(repr, unknown))};"
+            f" its routes are {', '.join(known) or 'none'}",
+            param_hint="--route",
+        )
+    console = render.ResultConsole(emoji=False)
+    try:
+        for explained in explain_input(loaded, event_file, routes or None):
+            if format is ReportFormat.json:
+                sys.stdout.write(explain_dumps(explain_json(explained)) + "\n")
+                sys.stdout.flush()  # one line typed, one line explained
+            else:
+                render.render_explanation(console, explained)
+    except BrokenPipeError:
+        # `| head`: the reader has what it wanted. Caught here, for Click would make
+        # it exit 1; stdout goes to /dev/null so that the final flush cannot fail.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(ExitCode.OK) from None
+    except OSError as error:
+        raise EvrouteError(f"cannot write to stdout: {error.strerror or error}") from None
+    raise typer.Exit(ExitCode.OK)
+
+
+@app.command("graph")
+def graph_command(
+    config: ConfigArgument,
+    format: Annotated[
+        GraphFormat,
+        typer.Option("--format", help="text (a tree), mermaid (a flowchart) or dot (Graphviz)."),
+    ] = GraphFormat.text,
+) -> None:
+    """Show the topology: inputs -> routes (filter, transform) -> consumers.
+
+    Also where unmatched events go. An invalid config gets the errors of validate.
+
+    \b
+    Example:
+      evroute graph samples/routes.yaml
+      evroute graph routes.yaml --format mermaid > routes.mmd
+      evroute graph routes.yaml --format dot | dot -Tsvg > routes.svg
+    """
+    topology = graph.topology(load_config(config), source=str(config))
+    if format is GraphFormat.text:
+        render.render_graph(stdout_console(), topology)
+    else:
+        render_text = graph.to_mermaid if format is GraphFormat.mermaid else graph.to_dot
+        sys.stdout.write(render_text(topology))
+    raise typer.Exit(ExitCode.OK)
+
+
+@app.command()
+def schema() -> None:
+    """Print the config's JSON Schema (draft 2020-12), for editors.
+
+    Save it beside your configs, and start each config with this line to point
+    yaml-language-server at it: # yaml-language-server: $schema=./evroute.schema.json
+
+    \b
+    Example:
+      evroute schema > evroute.schema.json
+    """
+    sys.stdout.write(orjson.dumps(config_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    raise typer.Exit(ExitCode.OK)
+
+
+@app.command()
 def run(
     config: ConfigArgument,
     inputs: Annotated[
@@ -142,9 +293,28 @@ def run(
     ] = None,
     stats: StatsOption = StatsMode.auto,
     stats_json: StatsJsonOption = None,
+    stats_every: StatsEveryOption = None,
+    taps: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tap",
+            metavar="ROUTE",
+            help="Also show on stderr each event this route matches, as its consumers get"
+            " it (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Route events from the inputs (or stdin) to the config's consumers."""
-    raise typer.Exit(route_events(config, inputs or [], stats, stats_json, None, progress=False))
+    """Route events from the inputs (or stdin) to the config's consumers.
+
+    Example: tail -f app.jsonl | evroute run routes.yaml --tap big-orders
+    """
+    interval = stats_interval(stats_every, stats_json)
+    raise typer.Exit(
+        route_events(
+            config, inputs or [], stats, stats_json, None, False, None, interval, taps or []
+        )
+    )
 
 
 @app.command()
@@ -179,6 +349,7 @@ def replay(
     ] = None,
     stats: StatsOption = StatsMode.auto,
     stats_json: StatsJsonOption = None,
+    stats_every: StatsEveryOption = None,
     dead_letters: Annotated[
         str | None,
         typer.Option(
@@ -235,7 +406,28 @@ def replay(
             ) from None
     show_progress = stderr_console().is_terminal if progress is None else progress
     inputs = (files or []) if dead_letters is None else [dead_letters]
-    raise typer.Exit(route_events(config, inputs, stats, stats_json, pacer, show_progress, redrive))
+    interval = stats_interval(stats_every, stats_json)
+    raise typer.Exit(
+        route_events(config, inputs, stats, stats_json, pacer, show_progress, redrive, interval)
+    )
+
+
+def stats_interval(stats_every: str | None, stats_json: Path | None) -> float | None:
+    """--stats-every in seconds; usage errors say why."""
+    if stats_every is None:
+        return None
+    if stats_json is None:
+        raise typer.BadParameter(
+            "needs --stats-json PATH, the file the stats are appended to",
+            param_hint="--stats-every",
+        )
+    try:
+        seconds = parse_duration(stats_every)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--stats-every") from None
+    if not seconds > 0:
+        raise typer.BadParameter("must be more than 0", param_hint="--stats-every")
+    return seconds
 
 
 def redrive_selection(
@@ -276,19 +468,39 @@ def route_events(
     pacer: Pacer | None,
     progress: bool,
     redrive: Selection | None = None,
+    stats_every: float | None = None,
+    taps: list[str] | None = None,
 ) -> int:
-    if stats_mode is StatsMode.live:
-        raise typer.BadParameter(
-            "live is not supported yet in this version of evroute; use final", param_hint="--stats"
-        )
     config = load_config(config_path)
     console = stderr_console()
+    if stats_mode is StatsMode.auto:
+        # the live view on a terminal, unless a replay's progress bar has the screen
+        live_view = console.is_terminal and not progress
+        stats_mode = StatsMode.live if live_view else StatsMode.final
+    live: LiveDisplay | None = None
+    if stats_mode is StatsMode.live:
+        if not console.is_terminal:  # asked for: drawn all the same (to a log, say)
+            console = render.StatusConsole(stderr=True, emoji=False, force_terminal=True)
+        live = LiveDisplay(console, config)
+        progress = False  # one live display at a time: the view shows the progress
     progress_bar = render.ProgressBar(console) if progress else None
 
     def warn(message: str) -> None:
         console.print(f"[yellow]evroute[/]: {escape(message)}", highlight=False, soft_wrap=True)
 
     options = pipeline.RunOptions(inputs=inputs, pacer=pacer, progress=progress_bar, warn=warn)
+    if stats_every is not None and stats_json is not None:
+        options.watchers.append((stats_every, stats_appender(stats_json, warn)))
+    if taps:
+        names = [route.name for route in config.routes]
+        for route in taps:
+            if route not in names:
+                raise typer.BadParameter(
+                    f"no route {route!r} in {config_path}; its routes: {', '.join(names)}",
+                    param_hint="--tap",
+                )
+        options.taps = list(dict.fromkeys(taps))
+        options.on_tap = tap_printer(console)
     if redrive is not None:
         options.open_inputs = dead_letter_opener(redrive, warn, config.dead_letter)
         known = {route.name for route in config.routes}
@@ -298,17 +510,65 @@ def route_events(
                 f"--route {name}: {config_path} has no route of that name;"
                 " its letters are replayed all the same"
             )
+    if live is not None:
+        options.watchers.append((REFRESH_S, live.update))
+        live.start()
     try:
         result = pipeline.run(config, options)
+        if live is not None:
+            live.stop(result.stats)
     finally:
         if progress_bar is not None:
             progress_bar.stop()
-    report_run(console, config, result, stats_mode, stats_json)
+        if live is not None:
+            live.stop()
+    report_run(console, config, result, stats_mode, stats_json, append=stats_every is not None)
     if result.errors:
         return ExitCode.FAILED
     if result.signal is not None:
         return ExitCode.SIGINT if result.signal == 2 else ExitCode.SIGTERM
     return ExitCode.UNDELIVERED if result.undelivered else ExitCode.OK
+
+
+def tap_printer(console: Console) -> Tap:
+    """--tap: each event pretty and coloured on a terminal, else one JSON line (with the
+    route, input and line) that jq can read."""
+    if console.is_terminal:
+
+        def show(route: str, input_name: str, line: int, payload: bytes) -> None:
+            console.print(
+                Text.assemble(("tap ", "dim"), (route, "bold cyan"), f" {input_name}:{line}")
+            )
+            console.print(JSON(payload.decode("utf-8", "replace")))
+
+        return show
+
+    def write(route: str, input_name: str, line: int, payload: bytes) -> None:
+        head = orjson.dumps({"tap": route, "input": input_name, "line": line})
+        with contextlib.suppress(OSError):  # nobody reads stderr: routing goes on
+            sys.stderr.buffer.write(head[:-1] + b',"event":' + payload.strip() + b"}\n")
+            sys.stderr.buffer.flush()
+
+    return write
+
+
+def stats_appender(path: Path, warn: Callable[[str], None]) -> Callable[[RunStats], None]:
+    """What --stats-every does each time: the stats so far, one JSON line at the end of
+    `path`, which the run starts empty."""
+    failed: list[str] = []
+
+    def append(stats: RunStats) -> None:
+        try:
+            with path.open("ab") as stream:
+                stream.write(orjson.dumps(stats.as_json()) + b"\n")
+        except OSError as error:
+            if not failed:  # said once: the run goes on
+                failed.append(error.strerror or str(error))
+                warn(f"cannot append to --stats-json {path}: {failed[0]}")
+
+    with contextlib.suppress(OSError):
+        path.write_bytes(b"")
+    return append
 
 
 def report_run(
@@ -317,11 +577,13 @@ def report_run(
     result: pipeline.RunResult,
     stats_mode: StatsMode,
     stats_json: Path | None,
+    append: bool = False,
 ) -> None:
     data = result.stats.as_json()
     if stats_json is not None:
         try:
-            stats_json.write_bytes(orjson.dumps(data) + b"\n")
+            with stats_json.open("ab" if append else "wb") as stream:
+                stream.write(orjson.dumps(data) + b"\n")
         except OSError as error:
             result.errors.append(f"cannot write --stats-json {stats_json}: {error.strerror}")
     if stats_mode is StatsMode.json:
@@ -330,7 +592,7 @@ def report_run(
             sys.stderr.flush()
         except OSError:
             pass  # nobody reads stderr any more; the exit code still tells
-    elif stats_mode is not StatsMode.off:
+    elif stats_mode is StatsMode.final:  # (the live view's last frame stays on screen)
         render.render_stats(console, result.stats)
     if stats_mode is not StatsMode.off:
         dead_letter = str(config.dead_letter) if config.dead_letter else None

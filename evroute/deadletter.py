@@ -12,7 +12,8 @@ from typing import NamedTuple
 
 import orjson
 
-from evroute.fileio import PartialWrite, open_private, write_all
+from evroute.config.model import Rotation
+from evroute.fileio import PartialWrite, RotatingFile, open_private
 
 RAW_LIMIT = 4096
 
@@ -44,11 +45,20 @@ def undelivered(counts: Counter[str]) -> int:
 class DeadLetters:
     """Thread-safe writer; without a path, dead letters are only counted."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, rotation: Rotation | None = None) -> None:
         self.path = path
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._fd: int | None = None
+        self._file = (
+            None
+            if path is None
+            else RotatingFile(
+                path,
+                rotation.bytes if rotation else None,
+                rotation.keep if rotation else 0,
+                open_private,
+            )
+        )
         self.write_error: str | None = None
 
     def check_writable(self) -> None:
@@ -96,15 +106,13 @@ class DeadLetters:
                         body += b',"bytes":%d' % size
                 lines.append(b'%s%s,"line":%s%s%s}' % (head, name, line, tail, body))
             try:
-                if self._fd is None:
-                    self._fd = open_private(self.path)
-                write_all(self._fd, b"\n".join(lines) + b"\n")
+                assert self._file is not None
+                self._file.write(b"\n".join(lines) + b"\n")
             except (OSError, PartialWrite) as error:
                 # counted all the same; the run reports that the file could not be written
                 self.write_error = f"cannot write dead letters to {self.path}: {error}"
 
     def close(self) -> None:
         with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+            if self._file is not None:
+                self._file.close()

@@ -20,7 +20,7 @@ from evroute.config.model import Config
 from evroute.deadletter import DeadLetters, undelivered
 from evroute.delivery import ConsumerWorker
 from evroute.errors import EvrouteError, InputError
-from evroute.router import Router
+from evroute.router import Router, Tap
 from evroute.sinks import SINK_KINDS
 from evroute.sources import OversizeLine, Source, open_sources
 from evroute.sources.lines import LineBatch
@@ -51,6 +51,11 @@ class RunOptions:
     progress: Progress | None = None
     warn: Callable[[str], None] = lambda message: None
     handle_signals: bool = True
+    # (seconds, callback): every so many seconds of a run, the callback gets its stats
+    watchers: list[tuple[float, Callable[[RunStats], None]]] = field(default_factory=list)
+    # routes whose matches `on_tap` also sees (route, input, line, payload)
+    taps: list[str] = field(default_factory=list)
+    on_tap: Tap = lambda route, input_name, line, payload: None
     # how `inputs` are opened; a redrive reads them as dead letter files
     open_inputs: Callable[[list[str]], list[Source]] = open_sources
 
@@ -75,11 +80,12 @@ class Pipeline:
         self.config = config
         self.options = options
         self.stats = RunStats()
-        self.dead_letters = DeadLetters(config.dead_letter)
+        self.dead_letters = DeadLetters(config.dead_letter, config.dead_letter_rotation)
         self.stop_signal: int | None = None
         self.stop_time: float | None = None
         self.stop_now = False
         self._wakeup_read, self._wakeup_write = os.pipe()
+        self._finished = threading.Event()  # the run is over: watchers stop
         os.set_blocking(self._wakeup_write, False)
         self.queues: dict[str, ConsumerQueue] = {}
         self.workers: list[ConsumerWorker] = []
@@ -106,6 +112,8 @@ class Pipeline:
                 )
             )
         self.router = Router(config, self.queues, self.dead_letters, self.stats)
+        for route in options.taps:
+            self.router.tap(route, options.on_tap)
 
     def stopping(self) -> bool:
         return self.stop_signal is not None or self.stop_now
@@ -164,6 +172,7 @@ class Pipeline:
                     previous[signum] = signal.signal(signum, self._on_signal)
             for worker in self.workers:
                 worker.start()
+            watchers = self._start_watching()
             try:
                 self._read(sources)
             except InputError as error:
@@ -172,6 +181,9 @@ class Pipeline:
                 for queue in self.queues.values():
                     queue.close()
                 self._drain()
+                self._finished.set()
+                for watcher in watchers:
+                    watcher.join()
         finally:
             for restored, handler in previous.items():
                 signal.signal(restored, handler)
@@ -206,6 +218,21 @@ class Pipeline:
                 raise InputError(
                     f"{source.name}: {outputs[identity]} writes this file; it cannot be an input"
                 )
+
+    def _start_watching(self) -> list[threading.Thread]:
+        """A thread for each watcher: the stats to it at its interval, until the end."""
+
+        def watch(every: float, callback: Callable[[RunStats], None]) -> None:
+            while not self._finished.wait(every):
+                callback(self.stats)
+
+        threads = [
+            threading.Thread(target=watch, args=watcher, name="stats-watcher", daemon=True)
+            for watcher in self.options.watchers
+        ]
+        for thread in threads:
+            thread.start()
+        return threads
 
     def _read(self, sources: list[Source]) -> None:
         progress = self.options.progress

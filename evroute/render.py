@@ -18,8 +18,13 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+from rich.tree import Tree
 
+from evroute import explain, expr
 from evroute.config import Issue
+from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP
+from evroute.expr import Explanation
+from evroute.graph import ConsumerNode, RouteNode, Topology
 from evroute.pipeline import Progress as ProgressHook
 from evroute.stats import RunStats
 
@@ -152,3 +157,202 @@ class ProgressBar(ProgressHook):
 
     def stop(self) -> None:
         self.progress.stop()
+
+
+# -- evroute explain ---------------------------------------------------------------------
+
+# A value longer than this is cut: the tree is for reading; --format json has it whole.
+EXPLAIN_VALUE_CHARS = 60
+EXPLAIN_OUTPUT_CHARS = 200
+COMPARATORS = {"eq": "==", "ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+ROUTE_STATUS = {
+    explain.MATCHED: ("MATCHED", "bold green"),
+    explain.NO_MATCH: ("no match", "dim"),
+    explain.FILTER_ERROR: ("filter_error", "bold red"),
+}
+
+
+def compact(value: Any, limit: int = EXPLAIN_VALUE_CHARS) -> str:
+    """`value` as compact JSON, cut to `limit` characters."""
+    return cut(_text(explain.dumps(value)), limit)
+
+
+def cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _text(text: str) -> str:
+    """`text` as it can be written: a lone surrogate (from a literal `"\ud800"`) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _is_path(node: Explanation) -> bool:
+    """A field or fields joined by dots: one value, nothing inside worth a line."""
+    if node.kind in ("field", "current"):
+        return True
+    return node.kind == "subexpression" and all(map(_is_path, node.children))
+
+
+def _is_constant(node: Explanation) -> bool:
+    """A literal, or a list or object of literals: its value is its text."""
+    if node.kind == "literal":
+        return True
+    return node.kind in ("multi_select_list", "multi_select_hash") and all(
+        map(_is_constant, node.children)
+    )
+
+
+def _comparison(node: Explanation) -> str | None:
+    """`42 > 100 -> false` for a comparison: each side's value, then the result."""
+    if node.kind != "comparator" or len(node.children) != 2 or not node.values:
+        return None
+    left, right = node.children
+    if not len(left.values) == len(right.values) == len(node.values):
+        return None
+    try:
+        operator = COMPARATORS[expr.parse(node.expression)["value"]]
+    except (expr.ExpressionSyntaxError, KeyError):
+        return None
+    parts = [
+        f"{compact(a)} {operator} {compact(b)} -> {compact(result)}"
+        for a, b, result in zip(left.values, right.values, node.values, strict=True)
+    ]
+    return cut("; ".join(parts), EXPLAIN_VALUE_CHARS * 2)
+
+
+def _node_label(node: Explanation, failed: bool, prefix: str = "") -> Text:
+    label = Text(prefix, style="bold") if prefix else Text()
+    label.append(_text(node.expression), style="cyan")
+    label.append("  ")
+    comparison = _comparison(node)
+    if comparison is not None:
+        label.append(comparison)
+    elif node.kind == "expref":
+        label.append("(applied to each element)", style="dim")
+    elif not node.values:
+        label.append("(no value)" if failed else "(not evaluated)", style="dim")
+    elif len(node.values) == 1:
+        label.append(compact(node.value))
+    else:
+        label.append("each: ", style="dim")
+        label.append(cut(", ".join(map(compact, node.values)), EXPLAIN_VALUE_CHARS * 2))
+    return label
+
+
+def _add_node(tree: Tree, node: Explanation, failed: bool, prefix: str = "") -> None:
+    branch = tree.add(_node_label(node, failed, prefix))
+    if _is_path(node) or _is_constant(node) or not (node.values or failed):
+        return  # nothing inside a part that was skipped was evaluated either
+    inline = _comparison(node) is not None
+    for child in node.children:
+        # constants read as their text, and a comparison's sides are in its own line
+        if _is_constant(child) or (inline and _is_path(child)):
+            continue
+        _add_node(branch, child, failed)
+
+
+def _route_tree(tree: Tree, verdict: explain.RouteVerdict) -> None:
+    word, style = ROUTE_STATUS[verdict.status]
+    label = Text(verdict.route, style="bold")
+    label.append("  ")
+    label.append(word, style=style)
+    if verdict.consumers:
+        label.append(" -> " + ", ".join(verdict.consumers))
+    if verdict.filter is None:
+        label.append("  (no filter: matches every event)", style="dim")
+    branch = tree.add(label)
+    if verdict.filter is not None:
+        _add_node(branch, verdict.filter, verdict.error_in == "filter", "filter ")
+    if verdict.transform is not None and verdict.status == explain.MATCHED:
+        transform = Text("transform ", style="bold")
+        transform.append(_text(verdict.transform), style="cyan")
+        output = Text("output ", style="bold")
+        output.append(compact(verdict.output, EXPLAIN_OUTPUT_CHARS))
+        branch.add(transform).add(output)
+    if verdict.error is not None:
+        error = Text(f"{verdict.error_in} error: ", style="bold red")
+        error.append(_text(verdict.error))
+        branch.add(error)
+
+
+def _where_it_goes(verdict: explain.EventVerdict) -> Text:
+    text = Text("-> ", style="bold")
+    deliveries = [
+        name if count == 1 else f"{name} (x{count})" for name, count in verdict.consumers.items()
+    ]
+    if verdict.unmatched is None:
+        text.append("consumers: " + (", ".join(deliveries) or "none"))
+        return text
+    text.append("no route matched: ", style="yellow")
+    if verdict.unmatched == UNMATCHED_DROP:
+        text.append("unmatched: drop (counted, not delivered)")
+    elif verdict.unmatched == UNMATCHED_DEAD_LETTER:
+        text.append("unmatched: dead_letter (dead-lettered as unmatched)")
+    else:
+        text.append(f"unmatched: {verdict.unmatched} (sent to that consumer)")
+    return text
+
+
+class ResultConsole(Console):
+    """stdout for a command's result. When its reader stops reading (`| head`), Rich
+    would exit 1; a BrokenPipeError lets the command end as it sees fit instead."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
+def render_explanation(console: Console, explained: explain.Explained) -> None:
+    """One line's explanation: a tree of its routes, or why it holds no event."""
+    where = "stdin" if explained.input == "-" else explained.input
+    heading = Text(f"line {explained.line}", style="bold")
+    heading.append(f" ({where})")
+    if isinstance(explained, explain.MalformedLine):
+        heading.append("  ")
+        heading.append("malformed", style="bold red")
+        heading.append(f": {explained.detail}")
+        console.print(heading, highlight=False)
+        console.print()
+        return
+    tree = Tree(heading, guide_style="dim")
+    for verdict in explained.routes:
+        _route_tree(tree, verdict)
+    tree.add(_where_it_goes(explained))
+    console.print(tree, highlight=False)
+    console.print()  # events apart
+
+
+def _route_label(route: RouteNode) -> Text:
+    label = Text.assemble(("route ", "dim"), (route.name, "bold"))
+    if route.filter is None:
+        label.append("  (every event)", style="dim")
+    else:
+        label.append("\nfilter: ", style="dim")
+        label.append(route.filter)
+    if route.transform is not None:
+        label.append("\ntransform: ", style="dim")
+        label.append(route.transform)
+    return label
+
+
+def _consumer_label(consumer: ConsumerNode) -> Text:
+    label = Text.assemble((consumer.name, "cyan"), "  ", (consumer.kind, "dim"))
+    if consumer.target:
+        label.append(": ", style="dim")
+        label.append(consumer.target)
+    return label
+
+
+def render_graph(console: Console, graph: Topology) -> None:
+    """The topology as a tree: the config, its inputs, each route and its consumers."""
+    # Text, never markup: a filter such as `[?a]` must print as written
+    root = Tree(Text(graph.source, style="bold"))
+    for source in graph.inputs:
+        node = root.add(Text(source, style="green"))
+        for route in graph.routes:
+            branch = node.add(_route_label(route))
+            for name in route.to:
+                branch.add(_consumer_label(graph.consumers[name]))
+        unmatched = node.add(Text(graph.unmatched_label, style="yellow"))
+        if graph.unmatched_consumer is not None:
+            unmatched.add(_consumer_label(graph.consumers[graph.unmatched_consumer]))
+    console.print(root, highlight=False)

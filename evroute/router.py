@@ -95,6 +95,9 @@ class Verdict:
     letters: list[tuple[str, str, int, int]]  # (reason, detail, route index, position)
 
 
+# Shown a tapped route's event: (route, input, line number, the bytes its consumers get)
+Tap = Callable[[str, str, int, Any], None]
+
 # Looking an event up in the index costs about as much as four failing equalities on a
 # field the plan reads anyway, so fewer routes than this run unindexed.
 INDEX_MIN_ROUTES = 8
@@ -161,6 +164,7 @@ class Router:
         self._letters: list[tuple[str, str, int, int]] = []
         self._errors = [0] * len(routes)
         self._malformed = 0
+        self._taps: list[tuple[int, Tap]] = []
 
     def _plans(
         self, steps: list[PlanStep], recorders: list[Callable[..., Any]]
@@ -283,6 +287,15 @@ class Router:
             parcel = self._parcel(input_name, batch, verdict, feeding)
             if parcel is not None:
                 self.queues[consumer].put(parcel)
+        for index, show in self._taps:
+            transformed = verdict.payloads[index]
+            for n, position in enumerate(verdict.positions[index]):
+                payload = batch.lines[position] if transformed is None else transformed[n]
+                show(self.route_names[index], input_name, batch.first + position, payload)
+
+    def tap(self, route: str, show: Tap) -> None:
+        """Also show each event `route` matches, as its consumers get it (`run --tap`)."""
+        self._taps.append((self.route_names.index(route), show))
 
     def _parcel(
         self, input_name: str, batch: LineBatch, verdict: Verdict, feeding: list[int]

@@ -33,10 +33,14 @@ class ConsumerStats:
     state: str = "starting"
     # drops because the reader closed the consumer's stdout: a reader's choice, not a failure
     dropped_by_reader: int = field(default=0, repr=False)
+    # gauges for the live view, kept by the queue: events waiting, bytes spilled on disk
+    queued: int = field(default=0, repr=False)
+    spill_bytes: int = field(default=0, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
-        del data["dropped_by_reader"]
+        for gauge in ("dropped_by_reader", "queued", "spill_bytes"):
+            del data[gauge]
         return data
 
 
@@ -62,10 +66,11 @@ class RunStats:
 
     @property
     def total(self) -> InputStats:
+        inputs = list(self.inputs.values())
         return InputStats(
-            events=sum(s.events for s in self.inputs.values()),
-            malformed=sum(s.malformed for s in self.inputs.values()),
-            bytes=sum(s.bytes for s in self.inputs.values()),
+            events=sum(s.events for s in inputs),
+            malformed=sum(s.malformed for s in inputs),
+            bytes=sum(s.bytes for s in inputs),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -73,8 +78,9 @@ class RunStats:
             "evroute": __version__,
             "elapsed_s": round(self.elapsed, 6),
             "input": asdict(self.total),
-            "inputs": {name: asdict(s) for name, s in self.inputs.items()},
-            "routes": {name: asdict(s) for name, s in self.routes.items()},
+            # copies: a report during the run may meet an input being added
+            "inputs": {name: asdict(s) for name, s in list(self.inputs.items())},
+            "routes": {name: asdict(s) for name, s in list(self.routes.items())},
             "unmatched": self.unmatched,
-            "consumers": {name: s.as_json() for name, s in self.consumers.items()},
+            "consumers": {name: s.as_json() for name, s in list(self.consumers.items())},
         }

@@ -802,7 +802,6 @@ def test_empty_routes(tmp_path):
 @pytest.mark.parametrize(
     ("text", "path"),
     [
-        (with_consumer_options("file: x\nmax_open_files: 9\n"), "consumers.archive.max_open_files"),
         (MINIMAL + "tests: []\n", "tests"),
         (MINIMAL + "inputs: [a.jsonl]\n", "inputs"),
         (MINIMAL + "    pattern: {source: [x]}\n", "routes[0].pattern"),
@@ -816,15 +815,12 @@ def test_later_features_are_rejected_as_not_supported_yet(tmp_path, text, path):
     assert "not supported yet" in error.message
 
 
-def test_templated_file_path_is_not_supported_yet(tmp_path):
-    config, issues = check(tmp_path, with_consumer_options("file: out/{source}.jsonl\n"))
-    assert config is None
-    error = only_error(issues)
-    assert (error.path, error.line, error.column) == ("consumers.archive.file", 4, 11)
-    assert "not supported yet" in error.message
+def test_templated_file_path_is_accepted(tmp_path):
+    config = valid(tmp_path, with_consumer_options("file: out/{source}.jsonl\n"))
+    assert config.consumers["archive"].options.template.text == "out/{source}.jsonl"
 
 
-@pytest.mark.parametrize("path", ["out/}.jsonl", "out/{.jsonl", "out/{{{x}}}.jsonl"])
+@pytest.mark.parametrize("path", ["out/}.jsonl", "out/{.jsonl", "out/{x}}.jsonl"])
 def test_lone_braces_in_file_path_are_rejected(tmp_path, path):
     config, issues = check(tmp_path, with_consumer_options(f"file: '{path}'\n"))
     assert config is None

@@ -360,6 +360,9 @@ def test_the_configs_own_dead_letter_file_is_refused(
     assert own.read_bytes() == SELECTABLE[0] + b"\n"
 
 
+ROUTES_A_ALL = ["--route", "a", "--route", "all"]
+
+
 def test_a_route_the_config_does_not_have_is_replayed_with_a_warning(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -367,8 +370,7 @@ def test_a_route_the_config_does_not_have_is_replayed_with_a_warning(
     letters.write_bytes(b"\n".join(SELECTABLE) + b"\n")
     config = one_file_config(tmp_path)  # its only route is `all`
     code = program(
-        ["replay", str(config), "--dead-letters", str(letters), "--stats", "off"]
-        + ["--route", "a", "--route", "all"]
+        ["replay", str(config), "--dead-letters", str(letters), "--stats", "off", *ROUTES_A_ALL]
     )
     assert code == 0
     assert (tmp_path / "out.jsonl").read_bytes() == b'{"id":1}\n{"id":3}\n'

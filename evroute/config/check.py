@@ -19,6 +19,7 @@ from evroute.config.model import (
     Config,
     ConsumerConfig,
     QueueSettings,
+    Rotation,
     RouteConfig,
 )
 from evroute.config.units import parse_duration, parse_size
@@ -294,6 +295,27 @@ ROUTE_KEYS = ("name", "filter", "transform", "to")
 ROUTE_LATER = {"pattern": "pattern (EventBridge event patterns)"}
 
 
+DEAD_LETTER_KEYS = ("path", "rotate_bytes", "rotate_keep")
+
+
+def read_rotation(checker: Checker, fields: dict[str, Node], path: str) -> Rotation | None:
+    """`rotate_bytes` and `rotate_keep` (default 5): None without rotate_bytes."""
+    keep = 5
+    if "rotate_keep" in fields:
+        value = checker.integer(fields["rotate_keep"], join(path, "rotate_keep"), 0)
+        keep = keep if value is None else value
+        if "rotate_bytes" not in fields:
+            checker.error(
+                fields["rotate_keep"],
+                join(path, "rotate_keep"),
+                "has no effect without rotate_bytes; add rotate_bytes or remove it",
+            )
+    if "rotate_bytes" not in fields:
+        return None
+    size = checker.size(fields["rotate_bytes"], join(path, "rotate_bytes"), 1024)
+    return None if size is None else Rotation(size, keep)
+
+
 def read_queue_settings(
     checker: Checker, fields: dict[str, Node], path: str, base: QueueSettings
 ) -> QueueSettings:
@@ -361,10 +383,22 @@ def build_config(
             defaults = read_queue_settings(checker, fields, "defaults", defaults)
 
     dead_letter: Path | None = None
+    dead_letter_rotation: Rotation | None = None
     if "dead_letter" in top and top["dead_letter"].value is not None:
-        text = checker.string(top["dead_letter"], "dead_letter")
-        if text is not None:
-            dead_letter = base_dir / text
+        node = top["dead_letter"]
+        path_node: Node | None = node
+        if node.is_mapping:
+            fields = checker.mapping(node, "dead_letter") or {}
+            checker.known_keys(node, "dead_letter", DEAD_LETTER_KEYS, {})
+            path_node = fields.get("path")
+            if path_node is None:
+                checker.error(node, "dead_letter.path", "missing; the dead letter file's path")
+            dead_letter_rotation = read_rotation(checker, fields, "dead_letter")
+        if path_node is not None:
+            where = "dead_letter.path" if path_node is not node else "dead_letter"
+            text = checker.string(path_node, where)
+            if text is not None:
+                dead_letter = base_dir / text
 
     max_event_bytes = 1 << 20
     if "max_event_bytes" in top:
@@ -405,7 +439,9 @@ def build_config(
             options = kind.parse_options(checker, fields, path, base_dir)
             queue = read_queue_settings(checker, fields, path, defaults)
             if options is not None:
-                consumers[name] = ConsumerConfig(name, kind.name, options, queue)
+                consumers[name] = ConsumerConfig(
+                    name, kind.name, options, queue, node.line, node.column
+                )
 
     if section is not None and not section:
         checker.error(top["consumers"], "consumers", "is empty; a config needs a consumer")
@@ -470,6 +506,7 @@ def build_config(
         consumers=consumers,
         routes=routes,
         dead_letter=dead_letter,
+        dead_letter_rotation=dead_letter_rotation,
         unmatched=unmatched,
         max_event_bytes=max_event_bytes,
         shutdown_timeout=shutdown_timeout,
@@ -484,17 +521,39 @@ def check_shared_files(
     dead_letter: Path | None,
     dead_letter_node: Node | None,
 ) -> None:
-    """Two writers of one file interleave and, in overwrite mode, erase each other."""
+    """Two writers of one file interleave and, in overwrite mode, erase each other.
+
+    A templated path is compared by its pattern: the same template twice is an error;
+    a literal file that the template could produce is a warning, since whether an
+    event's values ever name it is up to the events."""
     writers: dict[Path, str] = {}
+    templates: dict[str, tuple[str, re.Pattern[str]]] = {}
     for name, consumer in consumers.items():
         target = getattr(consumer.options, "path", None)
         if consumer.kind != "file" or target in (None, "-"):
             continue
+        node = nodes[name].value["file"]
+        node_path = join(join("consumers", name), "file")
+        template = getattr(consumer.options, "template", None)
+        if template is not None:
+            # NUL cannot be in a config's string: it stands for the values
+            key = os.path.normpath(os.path.join(base_dir, template.pattern("\0")))
+            if key in templates:
+                checker.error(
+                    node,
+                    node_path,
+                    f"consumer {templates[key][0]!r} writes these files too (the same"
+                    " template); give each its own folder or template",
+                )
+                continue
+            regex = "[^/]+".join(re.escape(piece) for piece in key.split("\0"))
+            templates[key] = (name, re.compile(regex))
+            continue
         path = Path(os.path.normpath(base_dir / target))
         if path in writers:
             checker.error(
-                nodes[name].value["file"],
-                join(join("consumers", name), "file"),
+                node,
+                node_path,
                 f"consumer {writers[path]!r} writes this file too; give each its own file",
             )
         writers[path] = name
@@ -505,6 +564,20 @@ def check_shared_files(
                 dead_letter_node,
                 "dead_letter",
                 f"consumer {writers[path]!r} writes this file; dead letters need their own",
+            )
+        else:
+            writers[path] = ""  # compared with the templates below
+    for template_name, pattern in templates.values():
+        for path, writer in writers.items():
+            if not pattern.fullmatch(str(path)):
+                continue
+            whose = f"consumer {writer!r} writes" if writer else "the dead letters go to"
+            shown = os.path.relpath(path, base_dir)
+            checker.warning(
+                nodes[template_name].value["file"],
+                join(join("consumers", template_name), "file"),
+                f"an event's values could make this template name {shown!r}, which"
+                f" {whose}; keep them in separate folders",
             )
 
 
@@ -540,6 +613,8 @@ def read_route(
     if "filter" in fields:
         filter_ = checker.expression(fields["filter"], join(path, "filter"))
         ok = ok and filter_ is not None
+        if filter_ is not None and filter_.is_constant():
+            warn_constant(checker, fields["filter"], join(path, "filter"), filter_)
     if "transform" in fields:
         transform = checker.expression(fields["transform"], join(path, "transform"))
         ok = ok and transform is not None
@@ -571,4 +646,25 @@ def read_route(
     fed.update(targets)
     if not ok or name is None:
         return None
-    return RouteConfig(name=name, to=tuple(targets), filter=filter_, transform=transform)
+    where = fields.get("filter", node)
+    return RouteConfig(
+        name=name,
+        to=tuple(targets),
+        filter=filter_,
+        transform=transform,
+        line=where.line,
+        column=where.column,
+    )
+
+
+def warn_constant(checker: Checker, node: Node, path: str, filter_: expr.Expression) -> None:
+    """A filter that reads nothing of the event decides the same for every event."""
+    try:
+        matches = filter_.test({})
+    except expr.ExpressionError as error:
+        checker.warning(node, path, f"fails for every event ({error}): nothing will match")
+        return
+    if matches:
+        checker.warning(node, path, "is constant and true: every event matches (drop the filter)")
+    else:
+        checker.warning(node, path, "is constant and false: no event will ever match")

@@ -25,11 +25,21 @@ class QueueSettings:
 
 
 @dataclass(frozen=True)
+class Rotation:
+    """A file renamed away once it would pass `bytes`, keeping `keep` old ones."""
+
+    bytes: int
+    keep: int = 5
+
+
+@dataclass(frozen=True)
 class ConsumerConfig:
     name: str
     kind: str  # the sink kind, as registered in evroute.sinks
     options: Any  # the kind's own options, parsed by its module
     queue: QueueSettings
+    line: int = 1  # where it is in the config, for what validate says
+    column: int = 1
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,8 @@ class RouteConfig:
     to: tuple[str, ...]
     filter: Expression | None = None
     transform: Expression | None = None
+    line: int = 1  # of its filter in the config (else of the route), for what validate says
+    column: int = 1
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,7 @@ class Config:
     consumers: dict[str, ConsumerConfig] = field(default_factory=dict)
     routes: list[RouteConfig] = field(default_factory=list)
     dead_letter: Path | None = None
+    dead_letter_rotation: Rotation | None = None
     unmatched: str = UNMATCHED_DROP  # drop | dead_letter | a consumer's name
     max_event_bytes: int = 1 << 20
     shutdown_timeout: float = 10.0

@@ -169,6 +169,17 @@ class Expression:
         """`search` without the error translation, like `test_function`."""
         return self._search  # type: ignore[no-any-return]
 
+    def is_constant(self) -> bool:
+        """Whether its value is the same for every document: it reads nothing of it."""
+
+        def only_literals(node: dict[str, Any]) -> bool:
+            children = node["children"]
+            if not children:
+                return bool(node["type"] == "literal")
+            return all(only_literals(child) for child in children)
+
+        return only_literals(self.tree)
+
     def required_equalities(self) -> list[tuple[tuple[str, ...], str]]:
         """The (field path, string) pairs this expression is true only with.
 

@@ -1,0 +1,207 @@
+"""The config's JSON Schema (draft 2020-12), for editors (yaml-language-server).
+
+Built from the tables the checker itself uses: the key lists of each section, the sink
+kinds' keys, the choices and the defaults of the model's dataclasses. Only the shape of
+each key's value is written here, in VALUE_SCHEMAS; a key the checker accepts without an
+entry there makes `config_schema()` fail, so the schema cannot fall behind the checker.
+The checker stays the authority: the schema cannot see cross-references (`to` naming a
+real consumer, unique route names) nor parse JMESPath.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from evroute.config import check
+from evroute.config.model import (
+    ON_FULL_POLICIES,
+    UNMATCHED_DEAD_LETTER,
+    UNMATCHED_DROP,
+    Config,
+    QueueSettings,
+)
+from evroute.config.units import _DURATION, _SIZE
+
+SCHEMA_DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+Schema = dict[str, Any]
+
+# A plain `${VAR}` value takes the type of what it expands to (`buffer: ${BUFFER:-100}`),
+# which an editor cannot know: any string holding a reference is let through.
+ENV_STRING: Schema = {"type": "string", "pattern": r"\$\{"}
+SIZE: Schema = {
+    "anyOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "string", "pattern": _SIZE.pattern},
+        ENV_STRING,
+    ],
+    "description": "bytes, or a size such as 64KiB, 1MiB, 1GiB (also KB, MB, GB)",
+}
+DURATION: Schema = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": _DURATION.pattern},
+        ENV_STRING,
+    ],
+    "description": "seconds, or a duration such as 250ms, 10s, 5m, 1h",
+}
+NAME: Schema = {"type": "string", "pattern": check.NAME_PATTERN.pattern}
+
+
+def integer(minimum: int) -> Schema:
+    return {"anyOf": [{"type": "integer", "minimum": minimum}, ENV_STRING]}
+
+
+def choice(choices: Iterable[str]) -> Schema:
+    return {"anyOf": [{"enum": list(choices)}, ENV_STRING]}
+
+
+BOOLEAN: Schema = {"anyOf": [{"type": "boolean"}, ENV_STRING]}
+STRING: Schema = {"type": "string", "minLength": 1}
+NULLABLE_STRING: Schema = {"type": ["string", "null"], "minLength": 1}
+JMESPATH: Schema = {"type": "string", "minLength": 1, "description": "a JMESPath expression"}
+
+
+def _restart_schema() -> Schema:
+    from evroute.sinks.command import RestartPolicy
+
+    values = {"max": integer(0), "backoff": DURATION, "max_backoff": DURATION}
+    return _object(_keys(RestartPolicy), values, _defaults(RestartPolicy))
+
+
+def _keys(model: type) -> tuple[str, ...]:
+    return tuple(field.name for field in dataclasses.fields(model))
+
+
+def _defaults(model: type) -> dict[str, object]:
+    """The model's own defaults, the ones a config that leaves a key out gets."""
+    return {
+        field.name: field.default
+        for field in dataclasses.fields(model)
+        if field.default is not dataclasses.MISSING and not dataclasses.is_dataclass(field.default)
+    }
+
+
+# The shape of each key's value; which keys exist comes from the checker's tables.
+VALUE_SCHEMAS: dict[str, Schema] = {
+    # top level
+    "version": {"const": 1, "description": "the config format's version: 1"},
+    "dead_letter": {
+        **NULLABLE_STRING,
+        "description": "a path; without one, dead letters are only counted",
+    },
+    "unmatched": {
+        "anyOf": [{"enum": [UNMATCHED_DROP, UNMATCHED_DEAD_LETTER]}, NAME],
+        "description": "drop | dead_letter | a consumer's name",
+    },
+    "max_event_bytes": SIZE,
+    "shutdown_timeout": DURATION,
+    # the dead letter file as a mapping, and file rotation (dead letters, file consumers)
+    "path": {**STRING, "description": "the dead letter file, relative to the config"},
+    "rotate_bytes": SIZE,
+    "rotate_keep": integer(0),
+    # queue settings, in defaults and in each consumer
+    "buffer": integer(1),
+    "buffer_bytes": SIZE,
+    "on_full": choice(ON_FULL_POLICIES),
+    "spill_max_bytes": SIZE,
+    "retries": integer(0),
+    # routes
+    "name": NAME,
+    "filter": {**JMESPATH, "description": "JMESPath; truthy = match; none matches every event"},
+    "transform": {**JMESPATH, "description": "JMESPath; its result is delivered"},
+    "to": {
+        "anyOf": [NAME, {"type": "array", "items": NAME, "minItems": 1, "uniqueItems": True}],
+        "description": "the consumers that get the route's events",
+    },
+    # file consumers
+    "file": {
+        **STRING,
+        "description": 'a path relative to the config; "-" is stdout; {JMESPath} templates',
+    },
+    "mode": choice(("append", "overwrite")),  # written inline in sinks/file.py
+    "max_open_files": integer(1),
+    # command consumers (ack and restart: in config_schema(), from the sink kind's tables)
+    "command": {
+        "anyOf": [STRING, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+        "description": "argv; a string is split like a shell would, but no shell runs",
+    },
+    "per_event": BOOLEAN,
+    "concurrency": integer(1),
+    "key": {"type": ["string", "null"], "minLength": 1, "description": "a JMESPath expression"},
+    "timeout": DURATION,
+}
+
+
+def _object(
+    keys: Iterable[str], values: Mapping[str, Schema], defaults: Mapping[str, object] | None = None
+) -> Schema:
+    """An object with exactly `keys`, each with its value schema and its default."""
+    properties: dict[str, Schema] = {}
+    for key in keys:
+        schema = dict(values[key])  # KeyError: the checker has a key the schema lacks
+        if defaults and key in defaults:
+            schema["default"] = defaults[key]
+        properties[key] = schema
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+def _consumer_schemas(values: dict[str, Schema]) -> list[Schema]:
+    from evroute.sinks import SINK_KINDS
+    from evroute.sinks.command import LONG_RUNNING_KEYS, PER_EVENT_KEYS, CommandOptions
+    from evroute.sinks.file import FileOptions
+
+    option_models: dict[str, type] = {"file": FileOptions, "command": CommandOptions}
+    schemas = []
+    for kind in SINK_KINDS.values():
+        model = option_models.get(kind.name)
+        defaults = _defaults(model) if model is not None else {}
+        # the queue settings' defaults come from `defaults:`, not from the schema
+        schema = _object((*kind.keys, *check.QUEUE_KEYS), values, defaults)
+        schema["required"] = [kind.name]
+        schema["title"] = f"a {kind.name} consumer"
+        if kind.name == "command":
+            # each kind of command has its own keys (per_event: true, or not)
+            per_event: Schema = {
+                "properties": {"per_event": {"const": True}},
+                "required": ["per_event"],
+            }
+            schema["if"] = per_event
+            schema["then"] = {"not": {"anyOf": [{"required": [k]} for k in LONG_RUNNING_KEYS]}}
+            schema["else"] = {"not": {"anyOf": [{"required": [k]} for k in PER_EVENT_KEYS]}}
+        schemas.append(schema)
+    return schemas
+
+
+def config_schema() -> Schema:
+    """The JSON Schema of a version 1 config."""
+    from evroute.sinks.command import ACK_MODES
+
+    values = {**VALUE_SCHEMAS, "ack": choice(ACK_MODES), "restart": _restart_schema()}
+    values["defaults"] = _object(check.QUEUE_KEYS, values, _defaults(QueueSettings))
+    values["consumers"] = {
+        "type": "object",
+        "minProperties": 1,
+        "propertyNames": NAME,
+        "additionalProperties": {"oneOf": _consumer_schemas(values)},
+    }
+    values["routes"] = {
+        "type": "array",
+        "minItems": 1,
+        "items": {**_object(check.ROUTE_KEYS, values), "required": ["name", "to"]},
+    }
+    mapping = {**_object(check.DEAD_LETTER_KEYS, values), "required": ["path"]}
+    values["dead_letter"] = {
+        "anyOf": [VALUE_SCHEMAS["dead_letter"], mapping],
+        "description": "a path, or {path, rotate_bytes, rotate_keep}; without one,"
+        " dead letters are only counted",
+    }
+    top = _object(check.TOP_LEVEL_KEYS, values, _defaults(Config))
+    return {
+        "$schema": SCHEMA_DRAFT,
+        "title": "evroute routing config, version 1",
+        **top,
+        "required": ["version", "consumers", "routes"],
+    }
