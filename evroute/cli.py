@@ -382,7 +382,10 @@ def replay(
     from_: Annotated[str | None, typer.Option("--from", hidden=True)] = None,
     until: LaterOption = None,
 ) -> None:
-    """Replay recorded events (or dead letters) through the routes, as fast as possible or paced."""
+    """Replay recorded events (or dead letters) through the routes, as fast as possible or paced.
+
+    Example: evroute replay routes.yaml monday.jsonl --speed 10
+    """
     for later, flag in ((archive, "--archive"), (from_, "--from"), (until, "--until")):
         if later is not None:
             raise typer.BadParameter(

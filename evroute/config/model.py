@@ -53,6 +53,20 @@ class RouteConfig:
 
 
 @dataclass(frozen=True)
+class TestCase:
+    """One routing test of the config's `tests:` section, run by `evroute test`."""
+
+    __test__ = False  # not a pytest test class, whatever its name says
+
+    name: str
+    event: dict[str, Any]
+    routes: frozenset[str]  # exactly the routes that must match
+    outputs: dict[str, list[Any]] | None = None  # consumer: exactly what it must get
+    line: int = 1  # where the case is in the config, for the report
+    column: int = 1
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     base_dir: Path  # relative paths and commands' working directory
@@ -63,3 +77,4 @@ class Config:
     unmatched: str = UNMATCHED_DROP  # drop | dead_letter | a consumer's name
     max_event_bytes: int = 1 << 20
     shutdown_timeout: float = 10.0
+    tests: list[TestCase] = field(default_factory=list)
