@@ -66,6 +66,16 @@ def _parse_exactly(line: bytes) -> Any:
     return event
 
 
+def parse_value(line: bytes) -> Any:
+    """Any JSON value on a line, integers beyond 64 bits exact; Malformed says why not."""
+    if not has_long_digit_run(line):
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            raise Malformed(f"invalid JSON: {error}") from None
+    return _parse_exactly(line)
+
+
 def encode(value: Any) -> bytes:
     """A transform's result as compact JSON; ExpressionError when it cannot be one."""
     try:

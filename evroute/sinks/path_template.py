@@ -13,7 +13,6 @@ or `x/{a}/y` could otherwise join into one.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ import orjson
 
 from evroute import expr
 from evroute.expr import Expression, ExpressionError
-from evroute.sources.lines import has_long_digit_run
+from evroute.router import parse_value
 
 MAX_VALUE_BYTES = 200
 NULL_VALUE = "_"
@@ -129,20 +128,9 @@ def _compact_json(value: Any) -> str:
 
 
 def read_payload(payload: bytes) -> Any:
-    """The JSON value of a delivered line (the event, or its transform's result).
-
-    orjson first; the json module for integers beyond 64 bits, which orjson rounds, so
-    that `{id}` names the file with the exact number. ValueError when it is not JSON."""
-    if not has_long_digit_run(payload):
-        return orjson.loads(payload)
-    return json.loads(payload.decode("utf-8"), parse_float=_finite)
-
-
-def _finite(text: str) -> float:
-    number = float(text)
-    if math.isinf(number):
-        raise ValueError(f"number {text} is out of range")
-    return number
+    """The JSON value of a delivered line (the event, or its transform's result), exact,
+    so that `{id}` names the file with the exact number. ValueError when it is not JSON."""
+    return parse_value(payload)
 
 
 def is_template(text: str) -> bool:
