@@ -18,7 +18,7 @@ from rich.json import JSON
 from rich.markup import escape
 from rich.text import Text
 
-from evroute import __version__, expr, graph, pipeline, render
+from evroute import __version__, expr, graph, pipeline, render, routing_tests
 from evroute.config import Config, Issue, check_config, load_config
 from evroute.config.schema import config_schema
 from evroute.config.units import parse_duration
@@ -41,7 +41,7 @@ app = typer.Typer(
 )
 
 # Commands that DESIGN.md promises and a later version brings.
-LATER_COMMANDS = ("test", "audit", "import")
+LATER_COMMANDS = ("audit", "import")
 
 
 def stderr_console() -> Console:
@@ -237,6 +237,50 @@ def explain(
     except OSError as error:
         raise EvrouteError(f"cannot write to stdout: {error.strerror or error}") from None
     raise typer.Exit(ExitCode.OK)
+
+
+@app.command("test")
+def test_command(
+    config: ConfigArgument,
+    junit: Annotated[
+        Path | None,
+        typer.Option(
+            "--junit",
+            metavar="PATH",
+            help="Also write the results as JUnit XML to PATH, for CI.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run the routing tests of the config's tests: section.
+
+    Each test routes its event as run would, and checks exactly which routes match and,
+    optionally, what consumers get. A failure shows what differs and the explanation of
+    the event. Exit 0 when every test passes; 1 when one fails, the config is invalid or
+    it has no tests.
+
+    \b
+    Example:
+      evroute test samples/routes.yaml
+      evroute test routes.yaml --junit reports/routing.xml
+    """
+    loaded = load_config(config)
+    if not loaded.tests:
+        raise EvrouteError(
+            f"no tests in {config}: add a tests: section"
+            " (each test: name, event, routes and, optionally, outputs)"
+        )
+    result = routing_tests.run_tests(loaded, config)
+    try:
+        render.render_test_report(render.ResultConsole(emoji=False), result)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if junit is not None:
+        try:
+            routing_tests.write_junit(result, junit, render.failure_text)
+        except OSError as error:
+            raise EvrouteError(f"cannot write --junit {junit}: {error.strerror or error}") from None
+    raise typer.Exit(ExitCode.FAILED if result.failed else ExitCode.OK)
 
 
 @app.command("graph")

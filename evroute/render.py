@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import textwrap
 from collections import Counter
 from typing import Any
 
 from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -20,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from evroute import explain, expr
+from evroute import explain, expr, routing_tests
 from evroute.config import Issue
 from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP
 from evroute.expr import Explanation
@@ -356,3 +359,82 @@ def render_graph(console: Console, graph: Topology) -> None:
         if graph.unmatched_consumer is not None:
             unmatched.add(_consumer_label(graph.consumers[graph.unmatched_consumer]))
     console.print(root, highlight=False)
+
+
+# -- evroute test ----------------------------------------------------------------------
+
+
+def _names(names: tuple[str, ...]) -> str:
+    return ", ".join(names) if names else "none"
+
+
+def _deliveries(values: list[Any]) -> str:
+    return f"{len(values)} {'delivery' if len(values) == 1 else 'deliveries'}"
+
+
+def _failure_lines(case: routing_tests.CaseResult) -> list[Text]:
+    """What a failed case expected and got: routes, then each consumer's deliveries."""
+    lines: list[Text] = []
+    if case.missing or case.unexpected:
+        lines.append(Text.assemble(("routes expected: ", "bold"), _names(case.expected)))
+        lines.append(Text.assemble(("routes matched:  ", "bold"), _names(case.matched)))
+        if case.missing:
+            lines.append(Text.assemble(("  missing: ", "red"), ", ".join(case.missing)))
+        if case.unexpected:
+            lines.append(Text.assemble(("  unexpected: ", "red"), ", ".join(case.unexpected)))
+    for difference in case.outputs:
+        lines.append(
+            Text.assemble(
+                ("output to ", "bold"),
+                (difference.consumer, "bold cyan"),
+                f": expected {_deliveries(difference.expected)},"
+                f" got {_deliveries(difference.actual)}",
+            )
+        )
+        for word, values in (("expected", difference.expected), ("got", difference.actual)):
+            for index, value in enumerate(values, 1):
+                line = Text(f"  {word} #{index}: ", style="red" if word == "got" else "green")
+                line.append(compact(value, EXPLAIN_OUTPUT_CHARS), style="")
+                lines.append(line)
+    return lines
+
+
+def _render_failure(console: Console, case: routing_tests.CaseResult) -> None:
+    for line in _failure_lines(case):
+        console.print(Padding(line, (0, 0, 0, 4), expand=False), highlight=False)
+    if case.verdict is not None:
+        console.print(Padding(Text("explanation:", style="bold"), (0, 0, 0, 4), expand=False))
+        tree = Tree(_text(case.case.name), guide_style="dim")
+        for verdict in case.verdict.routes:
+            _route_tree(tree, verdict)
+        tree.add(_where_it_goes(case.verdict))
+        console.print(Padding(tree, (0, 0, 0, 4), expand=False), highlight=False)
+
+
+def render_test_report(console: Console, result: routing_tests.SuiteResult) -> None:
+    """A line per case, ✓ or ✗; under each failure what differs and the explanation of
+    the event for the routes involved; then how many passed and failed."""
+    for case in result.cases:
+        mark, style = ("✓", "green") if case.passed else ("✗", "bold red")
+        line = Text.assemble((mark, style), " ", _text(case.case.name))
+        if not case.passed:
+            line.append(f"  (line {case.case.line})", style="dim")
+        console.print(line, highlight=False)
+        if not case.passed:
+            _render_failure(console, case)
+    console.print()
+    counts = Text.assemble(
+        (f"{result.passed} passed", "green" if result.passed else ""),
+        ", ",
+        (f"{result.failed} failed", "bold red" if result.failed else ""),
+    )
+    console.print(Text(f"{result.config}: ") + counts, highlight=False)
+
+
+def failure_text(case: routing_tests.CaseResult) -> str:
+    """A failed case's report without colour, for JUnit's failure element."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=100, no_color=True, emoji=False, color_system=None)
+    _render_failure(console, case)
+    text = "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
+    return textwrap.dedent(text)

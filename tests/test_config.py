@@ -802,7 +802,6 @@ def test_empty_routes(tmp_path):
 @pytest.mark.parametrize(
     ("text", "path"),
     [
-        (MINIMAL + "tests: []\n", "tests"),
         (MINIMAL + "inputs: [a.jsonl]\n", "inputs"),
         (MINIMAL + "    pattern: {source: [x]}\n", "routes[0].pattern"),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,7 @@ from evroute.config.model import (
     QueueSettings,
     Rotation,
     RouteConfig,
+    TestCase,
 )
 from evroute.config.units import parse_duration, parse_size
 from evroute.config.yaml_loader import Node, resolve_plain
@@ -283,9 +285,9 @@ TOP_LEVEL_KEYS = (
     "shutdown_timeout",
     "consumers",
     "routes",
+    "tests",
 )
 TOP_LEVEL_LATER = {
-    "tests": "the tests section (evroute test)",
     "inputs": "the inputs section",
     "audit": "the audit log",
 }
@@ -293,6 +295,7 @@ QUEUE_KEYS = ("buffer", "buffer_bytes", "on_full", "spill_max_bytes", "retries")
 QUEUE_LATER: dict[str, str] = {}
 ROUTE_KEYS = ("name", "filter", "transform", "to")
 ROUTE_LATER = {"pattern": "pattern (EventBridge event patterns)"}
+TEST_KEYS = ("name", "event", "routes", "outputs")
 
 
 DEAD_LETTER_KEYS = ("path", "rotate_bytes", "rotate_keep")
@@ -465,6 +468,7 @@ def build_config(
                 )
 
     routes: list[RouteConfig] = []
+    seen_routes: dict[str, Node] = {}  # every route named, even one with errors
     fed: set[str] = {unmatched} if unmatched in consumer_nodes else set()
     if "routes" not in top:
         checker.error(root, "routes", "missing; a config needs at least one route")
@@ -475,9 +479,10 @@ def build_config(
             f"expected a list of routes, got {describe(top['routes'].value)}",
         )
     else:
-        seen: dict[str, Node] = {}
         for index, node in enumerate(top["routes"].value):
-            route = read_route(checker, node, join("routes", index), consumer_nodes, seen, fed)
+            route = read_route(
+                checker, node, join("routes", index), consumer_nodes, seen_routes, fed
+            )
             if route is not None:
                 routes.append(route)
         if not top["routes"].value:
@@ -498,6 +503,10 @@ def build_config(
             " they are only counted",
         )
 
+    tests: list[TestCase] = []
+    if "tests" in top and top["tests"].value is not None:
+        tests = read_tests(checker, top["tests"], set(seen_routes), consumer_nodes)
+
     if checker.has_errors:
         return None
     return Config(
@@ -510,6 +519,7 @@ def build_config(
         unmatched=unmatched,
         max_event_bytes=max_event_bytes,
         shutdown_timeout=shutdown_timeout,
+        tests=tests,
     )
 
 
@@ -668,3 +678,150 @@ def warn_constant(checker: Checker, node: Node, path: str, filter_: expr.Express
         checker.warning(node, path, "is constant and true: every event matches (drop the filter)")
     else:
         checker.warning(node, path, "is constant and false: no event will ever match")
+
+
+def read_tests(
+    checker: Checker, node: Node, routes: set[str], consumers: Mapping[str, Node]
+) -> list[TestCase]:
+    """The `tests:` section: each case's event, the routes it must match and, optionally,
+    what consumers must get. `routes` and `consumers` are every name the config gives,
+    so that a route with an error of its own does not also fail each test naming it."""
+    if not node.is_sequence:
+        checker.error(node, "tests", f"expected a list of tests, got {describe(node.value)}")
+        return []
+    cases: list[TestCase] = []
+    names: dict[str, Node] = {}
+    for index, case_node in enumerate(node.value):
+        path = join("tests", index)
+        fields = checker.mapping(case_node, path)
+        if fields is None:
+            continue
+        checker.known_keys(case_node, path, TEST_KEYS, {})
+        ok = True
+        name: str | None = None
+        if "name" not in fields:
+            checker.error(case_node, join(path, "name"), "missing; every test needs a name")
+            ok = False
+        else:
+            name = checker.string(fields["name"], join(path, "name"))
+            if name is not None and name in names:
+                checker.error(
+                    fields["name"],
+                    join(path, "name"),
+                    f"duplicate test name {name!r} (first at line {names[name].line})",
+                )
+                ok = False
+            elif name is not None:
+                names[name] = fields["name"]
+        event: dict[str, Any] | None = None
+        if "event" not in fields:
+            checker.error(case_node, join(path, "event"), "missing; the event to route")
+        elif not fields["event"].is_mapping:
+            checker.error(
+                fields["event"],
+                join(path, "event"),
+                f"expected an event (a JSON object), got {describe(fields['event'].value)}",
+            )
+        else:
+            value = json_value(checker, fields["event"], join(path, "event"))
+            event = value if isinstance(value, dict) else None
+        expected = read_test_routes(checker, case_node, fields, join(path, "routes"), routes)
+        outputs: dict[str, list[Any]] | None = None
+        if "outputs" in fields:
+            outputs = read_test_outputs(
+                checker, fields["outputs"], join(path, "outputs"), consumers
+            )
+            ok = ok and outputs is not None
+        if ok and name is not None and event is not None and expected is not None:
+            cases.append(TestCase(name, event, expected, outputs, case_node.line, case_node.column))
+    return cases
+
+
+def read_test_routes(
+    checker: Checker, node: Node, fields: dict[str, Node], path: str, routes: set[str]
+) -> frozenset[str] | None:
+    if "routes" not in fields:
+        checker.error(
+            node, path, "missing; list exactly the routes the event must match ([] for none)"
+        )
+        return None
+    routes_node = fields["routes"]
+    if not routes_node.is_sequence:
+        checker.error(
+            routes_node, path, f"expected a list of route names, got {describe(routes_node.value)}"
+        )
+        return None
+    names: list[str] = []
+    ok = True
+    for index, item in enumerate(routes_node.value):
+        item_path = join(path, index)
+        name = checker.string(item, item_path)
+        if name is None:
+            ok = False
+        elif name not in routes:
+            close = difflib.get_close_matches(name, sorted(routes), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            checker.error(item, item_path, f"no route is named {name!r}{hint}")
+            ok = False
+        elif name in names:
+            checker.error(item, item_path, f"route {name!r} is listed twice")
+            ok = False
+        else:
+            names.append(name)
+    return frozenset(names) if ok else None
+
+
+def read_test_outputs(
+    checker: Checker, node: Node, path: str, consumers: Mapping[str, Node]
+) -> dict[str, list[Any]] | None:
+    if not node.is_mapping:
+        checker.error(
+            node,
+            path,
+            f"expected a mapping of consumer names to lists of events, got {describe(node.value)}",
+        )
+        return None
+    outputs: dict[str, list[Any]] = {}
+    ok = True
+    for name, value_node in node.value.items():
+        item_path = join(path, name)
+        if name not in consumers:
+            close = difflib.get_close_matches(name, list(consumers), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            checker.error(node.keys[name], item_path, f"no consumer is named {name!r}{hint}")
+            ok = False
+            continue
+        if not value_node.is_sequence:
+            checker.error(
+                value_node,
+                item_path,
+                "expected a list of what the consumer gets (one item a delivery),"
+                f" got {describe(value_node.value)}",
+            )
+            ok = False
+            continue
+        value = json_value(checker, value_node, item_path)
+        if isinstance(value, list):
+            outputs[name] = value
+        else:
+            ok = False
+    return outputs if ok else None
+
+
+_INVALID = object()  # a value JSON cannot hold, already reported
+
+
+def json_value(checker: Checker, node: Node, path: str) -> Any:
+    """The plain value of `node`, or _INVALID after reporting what JSON cannot hold."""
+    if isinstance(node.value, dict):
+        mapping = {
+            key: json_value(checker, child, join(path, key)) for key, child in node.value.items()
+        }
+        return _INVALID if any(v is _INVALID for v in mapping.values()) else mapping
+    if isinstance(node.value, list):
+        items = [json_value(checker, child, join(path, i)) for i, child in enumerate(node.value)]
+        return _INVALID if any(item is _INVALID for item in items) else items
+    if isinstance(node.value, float) and not math.isfinite(node.value):
+        checker.error(node, path, f"{node.source or node.value} is not a JSON number")
+        return _INVALID
+    return node.value

@@ -175,6 +175,33 @@ def _consumer_schemas(values: dict[str, Schema]) -> list[Schema]:
     return schemas
 
 
+def _tests_schema() -> Schema:
+    """`tests:`, run by `evroute test`. Its keys have their own shapes: a test's name is
+    free text, and `routes` there lists route names."""
+    values: dict[str, Schema] = {
+        "name": {**STRING, "description": "what the test checks, in words"},
+        "event": {"type": "object", "description": "the event to route"},
+        "routes": {
+            "type": "array",
+            "items": NAME,
+            "uniqueItems": True,
+            "description": "exactly the routes the event must match ([] for none)",
+        },
+        "outputs": {
+            "type": "object",
+            "propertyNames": NAME,
+            "additionalProperties": {"type": "array"},
+            "description": "consumer: exactly what it must get, in order",
+        },
+    }
+    case = {**_object(check.TEST_KEYS, values), "required": ["name", "event", "routes"]}
+    return {
+        "type": ["array", "null"],
+        "items": case,
+        "description": "routing tests, run by evroute test",
+    }
+
+
 def config_schema() -> Schema:
     """The JSON Schema of a version 1 config."""
     from evroute.sinks.command import ACK_MODES
@@ -198,6 +225,7 @@ def config_schema() -> Schema:
         "description": "a path, or {path, rotate_bytes, rotate_keep}; without one,"
         " dead letters are only counted",
     }
+    values["tests"] = _tests_schema()
     top = _object(check.TOP_LEVEL_KEYS, values, _defaults(Config))
     return {
         "$schema": SCHEMA_DRAFT,
