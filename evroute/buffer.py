@@ -516,6 +516,7 @@ class ConsumerQueue:
             parcels.extend(self._take_spilled())
             and_then()
             self._not_full.notify_all()
+            self._gauge()
         self._say_warnings()
         return parcels
 
@@ -550,4 +551,5 @@ class ConsumerQueue:
             else:  # a parcel at a time, so a large backlog needs no more memory than one
                 for parcel in self._take_spilled():
                     self._settle_rejected([parcel])
+            self._gauge()
         self._say_warnings()

@@ -29,6 +29,7 @@ from evroute.explain import explain_input
 from evroute.live import REFRESH_S, LiveDisplay
 from evroute.router import Tap
 from evroute.samples import check_samples
+from evroute.sinks.process import STDERR
 from evroute.sources.dead_letters import REASONS, Selection, dead_letter_opener
 from evroute.sources.pacing import Pacer, RatePacer, SpeedPacer
 from evroute.stats import RunStats
@@ -536,8 +537,6 @@ def route_events(
         console.print(f"[yellow]evroute[/]: {escape(message)}", highlight=False, soft_wrap=True)
 
     options = pipeline.RunOptions(inputs=inputs, pacer=pacer, progress=progress_bar, warn=warn)
-    if stats_every is not None and stats_json is not None:
-        options.watchers.append((stats_every, stats_appender(stats_json, warn)))
     if taps:
         names = [route.name for route in config.routes]
         for route in taps:
@@ -548,6 +547,8 @@ def route_events(
                 )
         options.taps = list(dict.fromkeys(taps))
         options.on_tap = tap_printer(console)
+    if stats_every is not None and stats_json is not None:  # after the usage errors: it
+        options.watchers.append((stats_every, stats_appender(stats_json, warn)))  # empties
     if redrive is not None:
         options.open_inputs = dead_letter_opener(redrive, warn, config.dead_letter)
         known = {route.name for route in config.routes}
@@ -592,9 +593,8 @@ def tap_printer(console: Console) -> Tap:
 
     def write(route: str, input_name: str, line: int, payload: bytes) -> None:
         head = orjson.dumps({"tap": route, "input": input_name, "line": line})
-        with contextlib.suppress(OSError):  # nobody reads stderr: routing goes on
-            sys.stderr.buffer.write(head[:-1] + b',"event":' + payload.strip() + b"}\n")
-            sys.stderr.buffer.flush()
+        # a stderr that stays full (nobody reads it) falls silent: routing goes on
+        STDERR.say(head[:-1] + b',"event":' + payload.strip() + b"}\n")
 
     return write
 

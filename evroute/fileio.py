@@ -60,6 +60,8 @@ class RotatingFile:
         if self._fd is None:
             self._fd = self._open(self.path)
             self._size = os.fstat(self._fd).st_size
+        # what is on disk, which a caller may have cut back after a failed write
+        self._size = os.fstat(self._fd).st_size
         limit = self.rotate_bytes
         offset = 0
         while offset < len(data):
@@ -68,7 +70,7 @@ class RotatingFile:
                 end = data.rfind(b"\n", offset, offset + max(limit - self._size, 0)) + 1
                 if end <= offset:  # not one whole line fits
                     if self._size:
-                        self._rotate()
+                        self._rotate_at(data, offset)
                         continue
                     end = data.find(b"\n", offset) + 1 or len(data)  # over the limit: alone
             try:
@@ -77,7 +79,14 @@ class RotatingFile:
                 raise PartialWrite(partial.error, data, offset + partial.written) from None
             offset = end
             if offset < len(data):
-                self._rotate()
+                self._rotate_at(data, offset)
+
+    def _rotate_at(self, data: bytes, offset: int) -> None:
+        """Rotate, between lines of `data`: a failure says how much of it went out."""
+        try:
+            self._rotate()
+        except OSError as error:
+            raise PartialWrite(error, data, offset) from None
 
     def _write(self, data: bytes) -> None:
         assert self._fd is not None

@@ -15,11 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP, Config, TestCase
 from evroute.explain import MATCHED, EventVerdict, explain_event
-from evroute.router import encode
+from evroute.router import encode, parse_value
 
 
 @dataclass
@@ -75,7 +73,7 @@ def deliveries(
         if route.status != MATCHED:
             continue
         # through the bytes the router writes, so a value is compared as delivered
-        payload = orjson.loads(encode(route.output)) if route.transformed else event
+        payload = parse_value(encode(route.output)) if route.transformed else event
         for consumer in route.consumers:
             received.setdefault(consumer, []).append(payload)
     if verdict.unmatched not in (None, UNMATCHED_DROP, UNMATCHED_DEAD_LETTER):
@@ -172,4 +170,5 @@ def summary(case: CaseResult) -> str:
 
 def write_junit(result: SuiteResult, path: Path, details: Callable[[CaseResult], str]) -> None:
     """Write the JUnit XML; OSError when the file cannot be written."""
+    path.parent.mkdir(parents=True, exist_ok=True)  # reports/routing.xml in a fresh checkout
     junit_xml(result, details).write(path, encoding="utf-8", xml_declaration=True)

@@ -4,6 +4,7 @@ sample matches and consumers no sample reaches are warnings; a bad sample is an 
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,7 +54,7 @@ def check_samples(config: Config, path: Path, config_name: str) -> list[Issue]:
                         reached.update(route.to)
                 except expr.ExpressionError:
                     pass  # a filter_error in a run: this event does not match
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
+    except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError
         reason = getattr(error, "strerror", None) or str(error)
         return [Issue(name, 1, 1, "error", "", f"cannot read the sample events: {reason}")]
     if not events:

@@ -132,3 +132,16 @@ def test_block_holds_the_router_until_the_writer_takes_and_never_touches_the_dis
     assert not putter.is_alive()
     assert got == [b"%d" % n for n in range(events)]
     assert stats.spilled == 0 and list(tmp_path.iterdir()) == []
+
+
+def test_the_queue_gauges_follow_puts_takes_and_failures() -> None:
+    """What the live view shows: events waiting, none once the queue gave up on them."""
+    stats = ConsumerStats()
+    queue = ConsumerQueue(QueueSettings(buffer=100), stats, lambda *args: None)
+    queue.put(Parcel("in", ("r",), 1, [b"a", b"b", b"c"], [0, 1, 2], 0))
+    queue.put(Parcel("in", ("r",), 4, [b"d"], [0], 0))
+    assert stats.queued == 4
+    batch = queue.get_batch(lambda batch: None, max_events=3)
+    assert batch is not None and stats.queued == 1
+    queue.fail("the command failed")
+    assert stats.queued == 0

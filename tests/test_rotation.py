@@ -152,3 +152,26 @@ def test_only_a_plain_file_rotates(tmp_path: Path, file: str, message: str) -> N
     assert built is None
     (error,) = [issue for issue in issues if issue.severity == "error"]
     assert error.path == "consumers.all.rotate_bytes" and message in error.message
+
+
+def test_a_failed_rotation_says_how_many_lines_went_out(tmp_path: Path) -> None:
+    """The retry then writes only the rest: no line twice, none counted lost."""
+    from evroute.fileio import PartialWrite
+
+    opened = {"n": 0}
+
+    def opener(path: Path) -> int:
+        opened["n"] += 1
+        if opened["n"] == 2:  # the file after the first rotation
+            raise OSError(24, "Too many open files")
+        return open_private(path)
+
+    rotating = RotatingFile(tmp_path / "f", rotate_bytes=20, keep=3, opener=opener)
+    data = b"".join(b"line %03d\n" % n for n in range(5))  # 9 bytes a line: two a file
+    with pytest.raises(PartialWrite) as raised:
+        rotating.write(data)
+    assert raised.value.complete_lines == 2 and raised.value.partial_bytes == 0
+    rotating.write(data[2 * 9 :])  # the retry
+    rotating.close()
+    files = [tmp_path / name for name in ("f.2", "f.1", "f")]
+    assert b"".join(p.read_bytes() for p in files if p.exists()) == data

@@ -176,12 +176,18 @@ def test_junit_of_a_passing_suite(tmp_path, capsys, monkeypatch):
 
 def test_an_unwritable_junit_path_is_an_error(tmp_path, capsys):
     path = write(tmp_path, FAILING)
-    code, _, err = run_test_command(
-        capsys, tmp_path, str(path), "--junit", str(tmp_path / "no" / "such" / "dir.xml")
-    )
-    assert code == 1
+    code, _, err = run_test_command(capsys, tmp_path, str(path), "--junit", str(tmp_path))
+    assert code == 1  # a folder
     assert "cannot write --junit" in err
     assert "Traceback" not in err
+
+
+def test_the_junit_folder_is_made(tmp_path, capsys):
+    path = write(tmp_path, FAILING)
+    report = tmp_path / "reports" / "ci" / "routing.xml"
+    code, _, _ = run_test_command(capsys, tmp_path, str(path), "--junit", str(report))
+    assert code == 1  # the suite fails, the report is written all the same
+    assert ET.parse(report).getroot().find("testsuite") is not None
 
 
 @pytest.mark.parametrize("tests", ["", "tests: []\n", "tests:\n"])
@@ -403,3 +409,21 @@ def test_the_readme_config_reference_tests_pass(tmp_path):
     result = run_tests(load_config(write(tmp_path, reference)))
     assert len(result.cases) >= 1
     assert result.failed == 0, textwrap.indent(str(result.cases), "  ")
+
+
+def test_a_transform_with_an_integer_beyond_64_bits_compares_exactly(tmp_path, capsys):
+    path = write(
+        tmp_path,
+        """
+        version: 1
+        consumers: {out: {file: out.jsonl}}
+        routes: [{name: all, transform: "{big: big}", to: out}]
+        tests:
+          - name: big numbers stay exact
+            event: {"big": 123456789012345678901234567890}
+            routes: [all]
+            outputs: {out: [{"big": 123456789012345678901234567890}]}
+        """,
+    )
+    code, out, _ = run_test_command(capsys, tmp_path, str(path))
+    assert code == 0, out

@@ -117,3 +117,34 @@ def test_constant_filters_are_warnings_at_their_place(tmp_path: Path) -> None:
             " object, got null (at position 0)): nothing will match",
         ),
     ]
+
+
+def test_a_filter_with_a_slice_is_checked_without_a_crash(tmp_path: Path) -> None:
+    config = textwrap.dedent(
+        """\
+        version: 1
+        consumers: {all: {file: all.jsonl}}
+        routes:
+          - {name: sliced, filter: "length(`[1,2,3]`[0:2]) > `1`", to: all}
+          - {name: reads, filter: "a[0:2]", to: all}
+        """
+    )
+    setup(tmp_path, config=config)
+    result = validate(tmp_path, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    # a slice makes a projection over its elements: not taken for constant (the rule is
+    # that a filter reads nothing of the event, and errs on the side of silence)
+    assert json.loads(result.stdout)["issues"] == []
+
+
+def test_a_corrupt_gzip_sample_file_is_a_clear_error(tmp_path: Path) -> None:
+    import gzip
+
+    setup(tmp_path)
+    data = bytearray(gzip.compress(SAMPLES * 50))
+    data[len(data) // 2] ^= 0xFF  # damage the deflate stream
+    (tmp_path / "samples.jsonl.gz").write_bytes(bytes(data))
+    result = validate(tmp_path, "--events", "samples.jsonl.gz")
+    assert result.returncode == 1
+    assert "cannot read the sample events" in result.stdout
+    assert "Traceback" not in result.stderr

@@ -449,7 +449,13 @@ def build_config(
     if section is not None and not section:
         checker.error(top["consumers"], "consumers", "is empty; a config needs a consumer")
     check_shared_files(
-        checker, base_dir, consumers, consumer_nodes, dead_letter, top.get("dead_letter")
+        checker,
+        base_dir,
+        consumers,
+        consumer_nodes,
+        dead_letter,
+        top.get("dead_letter"),
+        dead_letter_rotation,
     )
 
     unmatched = UNMATCHED_DROP
@@ -523,6 +529,13 @@ def build_config(
     )
 
 
+def rotated_names(path: Path, rotation: Rotation | None) -> list[Path]:
+    """The old files a rotating file is renamed to: FILE.1 to FILE.keep."""
+    if rotation is None:
+        return []
+    return [path.with_name(f"{path.name}.{number}") for number in range(1, rotation.keep + 1)]
+
+
 def check_shared_files(
     checker: Checker,
     base_dir: Path,
@@ -530,6 +543,7 @@ def check_shared_files(
     nodes: Mapping[str, Node],
     dead_letter: Path | None,
     dead_letter_node: Node | None,
+    dead_letter_rotation: Rotation | None = None,
 ) -> None:
     """Two writers of one file interleave and, in overwrite mode, erase each other.
 
@@ -560,23 +574,30 @@ def check_shared_files(
             templates[key] = (name, re.compile(regex))
             continue
         path = Path(os.path.normpath(base_dir / target))
-        if path in writers:
-            checker.error(
-                node,
-                node_path,
-                f"consumer {writers[path]!r} writes this file too; give each its own file",
-            )
-        writers[path] = name
+        rotation: Rotation | None = getattr(consumer.options, "rotation", None)
+        for written in [path, *rotated_names(path, rotation)]:  # FILE.1... when it rotates
+            if written in writers:
+                what = "this file" if written == path else f"{written.name}, a rotated name of it,"
+                checker.error(
+                    node,
+                    node_path,
+                    f"consumer {writers[written]!r} writes {what} too; give each its own file"
+                    " (a rotating file also writes FILE.1, FILE.2...)",
+                )
+                break
+            writers[written] = name
     if dead_letter is not None and dead_letter_node is not None:
         path = Path(os.path.normpath(dead_letter))
-        if path in writers:
-            checker.error(
-                dead_letter_node,
-                "dead_letter",
-                f"consumer {writers[path]!r} writes this file; dead letters need their own",
-            )
-        else:
-            writers[path] = ""  # compared with the templates below
+        for written in [path, *rotated_names(path, dead_letter_rotation)]:
+            if written in writers:
+                what = "this file" if written == path else f"{written.name}, a rotated name of it"
+                checker.error(
+                    dead_letter_node,
+                    "dead_letter",
+                    f"consumer {writers[written]!r} writes {what}; dead letters need their own",
+                )
+                break
+            writers[written] = ""  # compared with the templates below
     for template_name, pattern in templates.values():
         for path, writer in writers.items():
             if not pattern.fullmatch(str(path)):

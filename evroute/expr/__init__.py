@@ -172,7 +172,9 @@ class Expression:
     def is_constant(self) -> bool:
         """Whether its value is the same for every document: it reads nothing of it."""
 
-        def only_literals(node: dict[str, Any]) -> bool:
+        def only_literals(node: Any) -> bool:
+            if not isinstance(node, dict):  # a slice's bounds: numbers, not nodes
+                return True
             children = node["children"]
             if not children:
                 return bool(node["type"] == "literal")
