@@ -151,15 +151,8 @@ def to_mermaid(graph: Topology) -> str:
     for name, consumer in graph.consumers.items():
         out.append(f"    {ids.consumer[name]}[({mermaid_label(consumer_lines(consumer))})]")
     out.append(f"    unmatched{{{{{mermaid_label([graph.unmatched_label])}}}}}")
-    for index in range(len(graph.inputs)):
-        for route_id in ids.route:
-            out.append(f"    in{index} --> {route_id}")
-        out.append(f"    in{index} -.-> unmatched")
-    for index, route in enumerate(graph.routes):
-        for name in route.to:
-            out.append(f"    {ids.route[index]} --> {ids.consumer[name]}")
-    if graph.unmatched_consumer is not None:
-        out.append(f"    unmatched -.-> {ids.consumer[graph.unmatched_consumer]}")
+    for start, end, dashed in _edges(graph, ids):
+        out.append(f"    {start} {'-.->' if dashed else '-->'} {end}")
     return "\n".join(out) + "\n"
 
 
@@ -193,17 +186,24 @@ def to_dot(graph: Topology) -> str:
         label = dot_label(consumer_lines(consumer))
         out.append(f"    {ids.consumer[name]} [label={label}, shape=cylinder];")
     out.append(f"    unmatched [label={dot_label([graph.unmatched_label])}, shape=hexagon];")
-    for index in range(len(graph.inputs)):
-        for route_id in ids.route:
-            out.append(f"    in{index} -> {route_id};")
-        out.append(f"    in{index} -> unmatched [style=dashed];")
-    for index, route in enumerate(graph.routes):
-        for name in route.to:
-            out.append(f"    {ids.route[index]} -> {ids.consumer[name]};")
-    if graph.unmatched_consumer is not None:
-        out.append(f"    unmatched -> {ids.consumer[graph.unmatched_consumer]} [style=dashed];")
+    for start, end, dashed in _edges(graph, ids):
+        out.append(f"    {start} -> {end}{' [style=dashed]' if dashed else ''};")
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def _edges(graph: Topology, ids: _Ids) -> list[tuple[str, str, bool]]:
+    """(from, to, dashed) for every arrow: inputs to routes and to the unmatched node,
+    routes to consumers, and the unmatched node to its consumer; dashed: unmatched."""
+    edges: list[tuple[str, str, bool]] = []
+    for index in range(len(graph.inputs)):
+        edges.extend((f"in{index}", route_id, False) for route_id in ids.route)
+        edges.append((f"in{index}", "unmatched", True))
+    for index, route in enumerate(graph.routes):
+        edges.extend((ids.route[index], ids.consumer[name], False) for name in route.to)
+    if graph.unmatched_consumer is not None:
+        edges.append(("unmatched", ids.consumer[graph.unmatched_consumer], True))
+    return edges
 
 
 @dataclass(frozen=True)

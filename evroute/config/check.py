@@ -659,21 +659,13 @@ def read_route(
         if to_node.is_sequence and not items:
             checker.error(to_node, join(path, "to"), "is empty; name at least one consumer")
             ok = False
-        for index, item in enumerate(items):
-            item_path = join(join(path, "to"), index) if to_node.is_sequence else join(path, "to")
-            target = checker.string(item, item_path)
-            if target is None:
-                ok = False
-            elif target not in consumers:
-                close = difflib.get_close_matches(target, list(consumers), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                checker.error(item, item_path, f"no consumer is named {target!r}{hint}")
-                ok = False
-            elif target in targets:
-                checker.error(item, item_path, f"consumer {target!r} is listed twice")
-                ok = False
-            else:
-                targets.append(target)
+        to_path = join(path, "to")
+        located = [
+            (item, join(to_path, index) if to_node.is_sequence else to_path)
+            for index, item in enumerate(items)
+        ]
+        targets, all_known = read_name_list(checker, located, consumers, "consumer")
+        ok = ok and all_known
     fed.update(targets)
     if not ok or name is None:
         return None
@@ -772,24 +764,34 @@ def read_test_routes(
             routes_node, path, f"expected a list of route names, got {describe(routes_node.value)}"
         )
         return None
+    located = [(item, join(path, index)) for index, item in enumerate(routes_node.value)]
+    names, ok = read_name_list(checker, located, routes, "route")
+    return frozenset(names) if ok else None
+
+
+def read_name_list(
+    checker: Checker, items: list[tuple[Node, str]], known: Iterable[str], what: str
+) -> tuple[list[str], bool]:
+    """The names of known routes or consumers, each once; False when one was wrong
+    (said where, with the closest known name)."""
+    choices = sorted(known)
     names: list[str] = []
     ok = True
-    for index, item in enumerate(routes_node.value):
-        item_path = join(path, index)
+    for item, item_path in items:
         name = checker.string(item, item_path)
         if name is None:
             ok = False
-        elif name not in routes:
-            close = difflib.get_close_matches(name, sorted(routes), n=1)
+        elif name not in choices:
+            close = difflib.get_close_matches(name, choices, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            checker.error(item, item_path, f"no route is named {name!r}{hint}")
+            checker.error(item, item_path, f"no {what} is named {name!r}{hint}")
             ok = False
         elif name in names:
-            checker.error(item, item_path, f"route {name!r} is listed twice")
+            checker.error(item, item_path, f"{what} {name!r} is listed twice")
             ok = False
         else:
             names.append(name)
-    return frozenset(names) if ok else None
+    return names, ok
 
 
 def read_test_outputs(
