@@ -18,17 +18,20 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from evroute.audit import AuditLog, parcel_entries
 from evroute.config.model import QueueSettings
 from evroute.deadletter import Letter
 from evroute.stats import ConsumerStats
 
 if TYPE_CHECKING:
+    from evroute.crypto import Key
     from evroute.spill import SpillStore
 
 # While blocked, re-check for shutdown this often: waking a few times a second at most.
 WAIT_SLICE_S = 0.25
 SPILL_DIR_VARIABLE = "EVROUTE_SPILL_DIR"
 SHUTDOWN_DETAIL = "evroute was stopped before delivery"
+READER_LEFT = "the reader of the consumer's output went away"
 
 
 @dataclass(slots=True)
@@ -47,6 +50,9 @@ class Parcel:
     route: int | list[int]  # the route index of every payload, or of each
     originals: list[bytes] | None = None  # the lines as they came, where payloads differ
     size: int = -1  # bytes of payload; worked out when left at -1
+    # with an audit log: each event's id as JSON, worked out once by the router (not
+    # spilled: a parcel read back from disk has none, and the audit works them out again)
+    ids: list[bytes] | None = None
 
     def __post_init__(self) -> None:
         if self.size < 0:
@@ -65,6 +71,7 @@ class Parcel:
             self.positions[start:stop],
             self.route if isinstance(self.route, int) else self.route[start:stop],
             None if self.originals is None else self.originals[start:stop],
+            ids=None if self.ids is None else self.ids[start:stop],
         )
 
     def pick(self, indexes: list[int]) -> Parcel:
@@ -78,6 +85,7 @@ class Parcel:
             [self.positions[i] for i in indexes],
             route if isinstance(route, int) else [route[i] for i in indexes],
             None if self.originals is None else [self.originals[i] for i in indexes],
+            ids=None if self.ids is None else [self.ids[i] for i in indexes],
         )
 
     def letters(self) -> Iterator[tuple[str, Letter]]:
@@ -138,8 +146,12 @@ class ConsumerQueue:
         out_of_time: Callable[[], bool] = lambda: False,
         name: str = "",
         warn: Callable[[str], None] = lambda message: None,
+        spill_key: Key | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
+        self.audit = audit  # told of events dropped because the reader left
         self.settings = settings
+        self.spill_key = spill_key  # seals the spill segments (the config's encrypt:)
         self.stats = stats
         self.name = name
         self._reject = reject
@@ -285,7 +297,7 @@ class ConsumerQueue:
             if self._spill is None:
                 from evroute.spill import SpillStore  # spill.py builds on Parcel, above
 
-                self._spill = SpillStore(self.settings.spill_max_bytes)
+                self._spill = SpillStore(self.settings.spill_max_bytes, key=self.spill_key)
             written = self._spill.append(parcel)
         except OSError as error:
             self._spill_broken = True
@@ -440,6 +452,10 @@ class ConsumerQueue:
             events = count(parcels)
             self.stats.dropped += events
             self.stats.dropped_by_reader += events
+            if self.audit is not None:
+                self.audit.record(
+                    "dropped", parcel_entries(parcels), self.name, "dropped", READER_LEFT
+                )
 
     def dead_letter(self, reason: str, detail: str, parcels: list[Parcel]) -> None:
         if not parcels:
@@ -545,6 +561,8 @@ class ConsumerQueue:
                 spilled = self._spilled_events()
                 self.stats.dropped += spilled
                 self.stats.dropped_by_reader += spilled
+                if self.audit is not None and spilled:
+                    self.audit.uncounted("dropped", spilled, self.name, "dropped", READER_LEFT)
                 self._spill_head = None
                 if self._spill is not None:
                     self._spill.discard()

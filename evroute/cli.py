@@ -18,7 +18,8 @@ from rich.json import JSON
 from rich.markup import escape
 from rich.text import Text
 
-from evroute import __version__, expr, graph, pipeline, render, routing_tests
+from evroute import __version__, crypto, expr, graph, pipeline, render, routing_tests
+from evroute.archive import Window, parse_bound
 from evroute.config import Config, Issue, check_config, load_config
 from evroute.config.schema import config_schema
 from evroute.config.units import parse_duration
@@ -30,6 +31,7 @@ from evroute.live import REFRESH_S, LiveDisplay
 from evroute.router import Tap
 from evroute.samples import check_samples
 from evroute.sinks.process import STDERR
+from evroute.sources.archive import archive_opener
 from evroute.sources.dead_letters import REASONS, Selection, dead_letter_opener
 from evroute.sources.pacing import Pacer, RatePacer, SpeedPacer
 from evroute.stats import RunStats
@@ -42,7 +44,7 @@ app = typer.Typer(
 )
 
 # Commands that DESIGN.md promises and a later version brings.
-LATER_COMMANDS = ("audit", "import")
+LATER_COMMANDS = ("import",)
 
 
 def stderr_console() -> Console:
@@ -52,6 +54,14 @@ def stderr_console() -> Console:
 
 def stdout_console() -> Console:
     return Console(emoji=False)
+
+
+class AuditOutcome(str, Enum):  # evroute.audit.OUTCOMES, which a test holds it to
+    matched = "matched"
+    delivered = "delivered"
+    dropped = "dropped"
+    dead_lettered = "dead-lettered"
+    denied = "denied"
 
 
 class StatsMode(str, Enum):
@@ -311,6 +321,70 @@ def graph_command(
     raise typer.Exit(ExitCode.OK)
 
 
+class AuditFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+@app.command("audit")
+def audit_command(
+    log: Annotated[Path, typer.Argument(help="The audit log (the config's audit: path).")],
+    event: Annotated[
+        str | None, typer.Option("--event", help="Trace one event: its id, or sha256:... hash.")
+    ] = None,
+    route: Annotated[str | None, typer.Option("--route", help="Only this route's records.")] = None,
+    consumer: Annotated[
+        str | None, typer.Option("--consumer", help="Only this consumer's records.")
+    ] = None,
+    outcome: Annotated[
+        AuditOutcome | None,
+        typer.Option("--outcome", help="Only this outcome."),
+    ] = None,
+    format: Annotated[
+        AuditFormat,
+        typer.Option("--format", help="text (a table) or json (the records as JSON lines)."),
+    ] = AuditFormat.text,
+    key_env: Annotated[
+        str, typer.Option("--key-env", help="The variable holding the key of a sealed log.")
+    ] = "EVROUTE_KEY",
+    key_file: Annotated[
+        Path | None, typer.Option("--key-file", help="A file holding the key of a sealed log.")
+    ] = None,
+) -> None:
+    """Show what became of events: matched, delivered, dropped, dead-lettered, denied.
+
+    Reads the log and its rotated files (LOG.1, LOG.2...), oldest first; a sealed log
+    (encrypt:) needs the key. Exits 1 when no record matches.
+
+    \b
+    Example:
+      evroute audit out/audit.jsonl --event 7f3c-0001
+      evroute audit out/audit.jsonl --consumer notifier --outcome dead-lettered
+      evroute audit out/audit.jsonl --route big-orders --format json | jq .event
+    """
+    from evroute.audit import AuditQuery, read_records
+    from evroute.crypto import Key
+
+    query = AuditQuery(event, route, consumer, None if outcome is None else outcome.value)
+    # a plain log needs no key; a sealed one without a key is refused with how to give it
+    key = Key.load(key_env, key_file) if key_file or os.environ.get(key_env) else None
+    records = read_records(log, query, key)
+    if format is AuditFormat.json:
+        found = 0
+        for found, (_, _, record) in enumerate(records, 1):  # noqa: B007
+            sys.stdout.buffer.write(orjson.dumps(record) + b"\n")
+    else:
+        selected = [record for _, _, record in records]
+        found = len(selected)
+        if found:
+            title = f"event {event}" if event is not None else f"audit log {log}"
+            render.render_audit(stdout_console(), selected, title)
+    if not found:
+        report_error(f"{log}: no audit record matches")
+        raise typer.Exit(ExitCode.FAILED)
+    raise typer.Exit(ExitCode.OK)
+
+
 @app.command()
 def schema() -> None:
     """Print the config's JSON Schema (draft 2020-12), for editors.
@@ -323,6 +397,59 @@ def schema() -> None:
       evroute schema > evroute.schema.json
     """
     sys.stdout.write(orjson.dumps(config_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    raise typer.Exit(ExitCode.OK)
+
+
+@app.command()
+def keygen() -> None:
+    """Print a new key for the config's encrypt: section (32 random bytes, base64).
+
+    Keep it secret, and keep a copy: without it, what evroute encrypted cannot
+    be read.
+
+    \b
+    Example:
+      export EVROUTE_KEY=$(evroute keygen)
+      evroute keygen > evroute.key && chmod 600 evroute.key
+    """
+    sys.stdout.write(crypto.Key.generate() + "\n")
+    raise typer.Exit(ExitCode.OK)
+
+
+@app.command()
+def decrypt(
+    file: Annotated[Path, typer.Argument(help="A file evroute encrypted.", show_default=False)],
+    key_env: Annotated[
+        str,
+        typer.Option("--key-env", metavar="NAME", help="The variable holding the key."),
+    ] = crypto.DEFAULT_KEY_ENV,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file",
+            metavar="PATH",
+            help="A file holding the key (instead of --key-env).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print the plain lines of a file evroute encrypted.
+
+    Dead letters, audit logs, spill segments, encrypt: true files; archive
+    segments come out decompressed. A changed record is reported with its
+    number and byte offset after the records before it are printed: exit 1.
+
+    \b
+    Example:
+      evroute decrypt out/dead.jsonl | jq .
+      evroute decrypt archive/orders/segment-20261128T090000123Z-4242-1.jsonl.gz \\
+        --key-file evroute.key
+    """
+    key = crypto.Key.load(key_env, key_file)
+    out = sys.stdout.buffer
+    for plain in crypto.decrypted(file, key):
+        out.write(plain)
+        out.flush()  # what came before a bad record is out before it is reported
     raise typer.Exit(ExitCode.OK)
 
 
@@ -350,7 +477,7 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Route events from the inputs (or stdin) to the config's consumers.
+    """Route events from the INPUT files, else the config's inputs:, else stdin.
 
     Example: tail -f app.jsonl | evroute run routes.yaml --tap big-orders
     """
@@ -423,19 +550,42 @@ def replay(
             show_default=False,
         ),
     ] = None,
-    archive: LaterOption = None,
-    from_: Annotated[str | None, typer.Option("--from", hidden=True)] = None,
-    until: LaterOption = None,
+    archive: Annotated[
+        str | None,
+        typer.Option(
+            "--archive",
+            metavar="DIR",
+            help="Replay the events an archive consumer wrote to DIR, instead of FILEs.",
+            show_default=False,
+        ),
+    ] = None,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="TIME",
+            help="With --archive: only events from TIME on (RFC 3339, or a date: midnight UTC).",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="TIME",
+            help="With --archive: only events before TIME (RFC 3339, or a date).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Replay recorded events (or dead letters) through the routes, as fast as possible or paced.
+    """Replay recorded events (files, an archive, dead letters) through the routes, paced or not.
 
-    Example: evroute replay routes.yaml monday.jsonl --speed 10
+    \b
+    Example:
+      evroute replay routes.yaml monday.jsonl --speed 10
+      evroute replay routes.yaml --archive archive/orders --from 2026-11-28
     """
-    for later, flag in ((archive, "--archive"), (from_, "--from"), (until, "--until")):
-        if later is not None:
-            raise typer.BadParameter(
-                "is not supported yet in this version of evroute", param_hint=flag
-            )
+    window = archive_window(files or [], dead_letters, archive, from_, until)
     redrive = redrive_selection(files or [], dead_letters, reasons, routes)
     if speed is not None and rate is not None:
         raise typer.BadParameter("cannot be used with --rate; choose one", param_hint="--speed")
@@ -455,9 +605,58 @@ def replay(
     show_progress = stderr_console().is_terminal if progress is None else progress
     inputs = (files or []) if dead_letters is None else [dead_letters]
     interval = stats_interval(stats_every, stats_json)
+    replayed = None if archive is None or window is None else (archive, window)
     raise typer.Exit(
-        route_events(config, inputs, stats, stats_json, pacer, show_progress, redrive, interval)
+        route_events(
+            config,
+            inputs,
+            stats,
+            stats_json,
+            pacer,
+            show_progress,
+            redrive,
+            interval,
+            archive=replayed,
+        )
     )
+
+
+def archive_window(
+    files: list[str],
+    dead_letters: str | None,
+    archive: str | None,
+    from_: str | None,
+    until: str | None,
+) -> Window | None:
+    """The time window of `--archive`; None without it. Usage errors say why."""
+    if archive is None:
+        for given, flag in ((from_, "--from"), (until, "--until")):
+            if given is not None:
+                raise typer.BadParameter("only goes with --archive DIR", param_hint=flag)
+        return None
+    if files:
+        raise typer.BadParameter(
+            f"replays an archive instead of FILE inputs; drop {' '.join(files)} or --archive",
+            param_hint="--archive",
+        )
+    if dead_letters is not None:
+        raise typer.BadParameter(
+            "cannot be used with --dead-letters; replay one or the other",
+            param_hint="--archive",
+        )
+    bounds = []
+    for given, flag in ((from_, "--from"), (until, "--until")):
+        try:
+            bounds.append(None if given is None else parse_bound(given))
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint=flag) from None
+    start, end = bounds
+    if start is not None and end is not None and not start < end:
+        raise typer.BadParameter(
+            f"{until} is not after --from {from_}: the window holds nothing",
+            param_hint="--until",
+        )
+    return Window(start, end)
 
 
 def stats_interval(stats_every: str | None, stats_json: Path | None) -> float | None:
@@ -518,6 +717,7 @@ def route_events(
     redrive: Selection | None = None,
     stats_every: float | None = None,
     taps: list[str] | None = None,
+    archive: tuple[str, Window] | None = None,
 ) -> int:
     config = load_config(config_path)
     console = stderr_console()
@@ -550,7 +750,9 @@ def route_events(
     if stats_every is not None and stats_json is not None:  # after the usage errors: it
         options.watchers.append((stats_every, stats_appender(stats_json, warn)))  # empties
     if redrive is not None:
-        options.open_inputs = dead_letter_opener(redrive, warn, config.dead_letter)
+        options.open_inputs = dead_letter_opener(
+            redrive, warn, config.dead_letter, crypto.load_config_key(config)
+        )
         known = {route.name for route in config.routes}
         for name in sorted((redrive.routes or set()) - known):
             # letters name the routes of the run that wrote them, which may be renamed
@@ -558,6 +760,8 @@ def route_events(
                 f"--route {name}: {config_path} has no route of that name;"
                 " its letters are replayed all the same"
             )
+    if archive is not None:
+        options.open_inputs = archive_opener(*archive, warn, config)
     if live is not None:
         options.watchers.append((REFRESH_S, live.update))
         live.start()

@@ -8,12 +8,16 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 
 from evroute.config.model import Rotation
-from evroute.fileio import PartialWrite, RotatingFile, open_private
+from evroute.crypto import Key
+from evroute.fileio import PartialWrite, RotatingFile, open_private, refuse_plain
+
+if TYPE_CHECKING:
+    from evroute.audit import AuditLog
 
 RAW_LIMIT = 4096
 
@@ -45,9 +49,13 @@ def undelivered(counts: Counter[str]) -> int:
 class DeadLetters:
     """Thread-safe writer; without a path, dead letters are only counted."""
 
-    def __init__(self, path: Path | None, rotation: Rotation | None = None) -> None:
+    def __init__(
+        self, path: Path | None, rotation: Rotation | None = None, key: Key | None = None
+    ) -> None:
         self.path = path
+        self.key = key  # with a key, the file is sealed (evroute.crypto)
         self.counts: Counter[str] = Counter()
+        self.audit: AuditLog | None = None  # told what became of each event lettered
         self._lock = threading.Lock()
         self._file = (
             None
@@ -57,12 +65,16 @@ class DeadLetters:
                 rotation.bytes if rotation else None,
                 rotation.keep if rotation else 0,
                 open_private,
+                key,
             )
         )
         self.write_error: str | None = None
 
     def check_writable(self) -> None:
-        """Fail early when the file could not be created; it is created at the first letter."""
+        """Fail early when the file could not be created (it is created at the first
+        letter), or when sealed letters would be appended to plain text."""
+        if self.path is not None and self.key is not None:
+            refuse_plain(self.path)
         if self.path is None or self.path.exists():
             return
         parent = next((p for p in self.path.parents if p.exists()), None)
@@ -80,6 +92,8 @@ class DeadLetters:
         letters = list(letters)
         if not letters:
             return
+        if self.audit is not None:
+            self.audit.letters(reason, detail, letters, route, consumer)
         with self._lock:
             self.counts[reason] += len(letters)
             if self.path is None or self.write_error is not None:

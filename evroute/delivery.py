@@ -6,6 +6,7 @@ import itertools
 import threading
 from collections.abc import Callable
 
+from evroute.audit import AuditLog, parcel_entries
 from evroute.buffer import SHUTDOWN_DETAIL, ConsumerQueue, Parcel, count, pick, skip
 from evroute.sinks import Sink, SinkEnded, SinkFailed
 from evroute.sinks.base import EventFailure
@@ -21,7 +22,9 @@ class ConsumerWorker:
         stopping: Callable[[], bool],
         warn: Callable[[str], None],
         linger: float = 10.0,
+        audit: AuditLog | None = None,
     ) -> None:
+        self.audit = audit
         self.sink = sink
         self.linger = linger  # how long what a command left running may take at the end
         self.queue = queue
@@ -48,6 +51,10 @@ class ConsumerWorker:
             if self._inflight is not batch:
                 return
             self.stats.delivered += delivered
+            if self.audit is not None and delivered:
+                self.audit.record(
+                    "delivered", parcel_entries(batch, limit=delivered), self.sink.name
+                )
             rest = skip(batch, delivered)
             if rest and outcome == "ended":
                 self.queue.drop_for_reader(rest)
@@ -166,6 +173,9 @@ class ConsumerWorker:
                 return
             self.stats.delivered += count(batch) - len(failures)
             failures = sorted(failures)
+            if self.audit is not None:
+                failed = (index for index, _, _ in failures)
+                self.audit.record("delivered", parcel_entries(batch, skip=failed), self.sink.name)
             for (reason, detail), group in itertools.groupby(failures, key=lambda f: f[1:]):
                 indexes = [index for index, _, _ in group]
                 self.queue.dead_letter(reason, detail, pick(batch, indexes))

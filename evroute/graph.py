@@ -12,11 +12,24 @@ import shlex
 from dataclasses import dataclass
 
 from evroute.config import Config
-from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP
+from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP, InputConfig
 
-# The config has no `inputs:` section yet: events come from the INPUT files that
-# `run` and `replay` are given, else from stdin.
+# Without an `inputs:` section, events come from the INPUT files that `run` and
+# `replay` are given, else from stdin.
 INPUT_LABEL = "stdin / INPUT files"
+
+
+def input_label(producer: InputConfig) -> str:
+    """A producer as the graph shows it: its name, what it reads, what it may publish."""
+    if producer.kind == "file":
+        what = f"file {producer.pattern}"
+    elif producer.kind == "stdin":
+        what = "stdin"
+    else:
+        what = "command " + shlex.join(producer.argv or ())
+    if producer.publish is not None:
+        what += f" (publish: {', '.join(producer.publish) or 'nothing'})"
+    return f"{producer.name}: {what}"
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,8 @@ def consumer_node(name: str, kind: str, options: object) -> ConsumerNode:
         argv = tuple(getattr(options, "argv", ()))
         per_event = bool(getattr(options, "per_event", False))
         return ConsumerNode(name, "per-event command" if per_event else "command", shlex.join(argv))
+    if kind == "archive":
+        return ConsumerNode(name, "archive", str(getattr(options, "folder", "")))
     return ConsumerNode(name, kind, "")  # a kind added later draws with its name alone
 
 
@@ -91,7 +106,7 @@ def topology(config: Config, source: str | None = None) -> Topology:
             dead_letter = str(config.dead_letter)  # an absolute path outside the folder
     return Topology(
         source=source if source is not None else str(config.path),
-        inputs=(INPUT_LABEL,),
+        inputs=tuple(map(input_label, config.inputs)) or (INPUT_LABEL,),
         routes=routes,
         consumers=consumers,
         unmatched=config.unmatched,

@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import os
 import select
+import shlex
 import signal
 import threading
 import time
@@ -15,16 +16,22 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from evroute.audit import AuditLog
 from evroute.buffer import ConsumerQueue, Parcel
 from evroute.config.model import Config
+from evroute.crypto import Key, load_config_key
 from evroute.deadletter import DeadLetters, undelivered
 from evroute.delivery import ConsumerWorker
 from evroute.errors import EvrouteError, InputError
+from evroute.publish import PublishPolicies, PublishPolicy
 from evroute.router import Router, Tap
 from evroute.sinks import SINK_KINDS
 from evroute.sources import OversizeLine, Source, open_sources
+from evroute.sources.base import FdSource
 from evroute.sources.lines import LineBatch
 from evroute.sources.pacing import Pacer
+from evroute.sources.producers import Handoff, Producer, open_producers
+from evroute.sources.sealed import SealedSource, is_sealed
 from evroute.stats import ConsumerStats, RunStats
 
 # After shutdown_timeout: SIGTERM, this long, then SIGKILL (DESIGN.md: at most timeout + 2 s).
@@ -56,8 +63,9 @@ class RunOptions:
     # routes whose matches `on_tap` also sees (route, input, line, payload)
     taps: list[str] = field(default_factory=list)
     on_tap: Tap = lambda route, input_name, line, payload: None
-    # how `inputs` are opened; a redrive reads them as dead letter files
-    open_inputs: Callable[[list[str]], list[Source]] = open_sources
+    # how `inputs` are opened; a redrive reads them as dead letter files. None: the
+    # files named, else the producers of the config's `inputs:`, else stdin
+    open_inputs: Callable[[list[str]], list[Source]] | None = None
 
 
 @dataclass
@@ -80,7 +88,16 @@ class Pipeline:
         self.config = config
         self.options = options
         self.stats = RunStats()
-        self.dead_letters = DeadLetters(config.dead_letter, config.dead_letter_rotation)
+        # before anything is written: without its key evroute refuses to start rather
+        # than write plain text (KeyProblem names the variable or the file)
+        self.key: Key | None = load_config_key(config)
+        self.dead_letters = DeadLetters(config.dead_letter, config.dead_letter_rotation, self.key)
+        self.audit = (
+            None
+            if config.audit is None
+            else AuditLog(config.audit, config.audit_rotation, self.key)
+        )
+        self.dead_letters.audit = self.audit
         self.stop_signal: int | None = None
         self.stop_time: float | None = None
         self.stop_now = False
@@ -98,9 +115,13 @@ class Pipeline:
                 self.out_of_time,
                 name=name,
                 warn=options.warn,
+                spill_key=self.key,
+                audit=self.audit,
             )
             self.queues[name] = queue
             sink = SINK_KINDS[consumer.kind].create(consumer, config.base_dir)
+            if hasattr(sink, "key"):  # sinks that can seal what they write
+                sink.key = self.key
             self.workers.append(
                 ConsumerWorker(
                     sink,
@@ -109,9 +130,10 @@ class Pipeline:
                     self.stopping,
                     options.warn,
                     linger=config.shutdown_timeout,
+                    audit=self.audit,
                 )
             )
-        self.router = Router(config, self.queues, self.dead_letters, self.stats)
+        self.router = Router(config, self.queues, self.dead_letters, self.stats, audit=self.audit)
         for route in options.taps:
             self.router.tap(route, options.on_tap)
 
@@ -155,7 +177,8 @@ class Pipeline:
         errors: list[str] = []
         # Inputs are opened before the signal handlers go in: opening a FIFO with no
         # writer blocks, and Ctrl-C must still be able to end that.
-        sources = self.options.open_inputs(self.options.inputs)
+        producers = self._open_inputs()
+        sources = [source for producer in producers for source in producer.sources]
         previous: dict[int, Any] = {}
         try:
             self._refuse_outputs_as_inputs(sources)
@@ -174,7 +197,10 @@ class Pipeline:
                 worker.start()
             watchers = self._start_watching()
             try:
-                self._read(sources)
+                if len(producers) == 1 and producers[0].name == "":
+                    self._read(sources)
+                else:
+                    errors.extend(self._read_producers(producers))
             except InputError as error:
                 errors.append(str(error))
             finally:
@@ -191,10 +217,14 @@ class Pipeline:
                 source.close()
             self.stats.finished = time.monotonic()
             self.dead_letters.close()
+            if self.audit is not None:
+                self.audit.close()
             os.close(self._wakeup_read)
             os.close(self._wakeup_write)
         if self.dead_letters.write_error:
             errors.append(self.dead_letters.write_error)
+        if self.audit is not None and self.audit.write_error:
+            errors.append(self.audit.write_error)
         return RunResult(
             self.stats,
             self.dead_letters.counts,
@@ -202,6 +232,43 @@ class Pipeline:
             errors,
             dead_letters_written=self.dead_letters.write_error is None,
         )
+
+    def _open_inputs(self) -> list[Producer]:
+        """The inputs as producers; the files named on the command line (or stdin) are
+        one nameless producer, read one after the other."""
+        names = self.options.inputs
+        opener = self.options.open_inputs
+        if opener is None and not names and self.config.inputs:
+            return open_producers(self.config, self.options.warn)
+        sources = (opener or open_sources)(names)
+        if opener is None:
+            sources = self._unseal(sources)
+        policies = PublishPolicies(self.config)
+        for source in sources:
+            source.publish = policies.of_input(
+                source.name, None if source.name == "-" and source.path is None else source.path
+            )
+        return [Producer("", sources)]
+
+    def _unseal(self, sources: list[Source]) -> list[Source]:
+        """A file evroute sealed (a dead letter file with encrypt:) is read as its plain
+        text with the config's key; without one it is refused, never read as garbage."""
+        unsealed: list[Source] = []
+        for source in sources:
+            if not is_sealed(source):
+                unsealed.append(source)
+                continue
+            if self.key is None:
+                for opened in sources:
+                    opened.close()
+                raise InputError(
+                    f"{source.name}: the file is sealed by evroute and this config has no"
+                    " encrypt: key; read it with a config that has the key, or with"
+                    f" `evroute decrypt {shlex.quote(source.name)} | evroute run CONFIG -`"
+                )
+            assert isinstance(source, FdSource)
+            unsealed.append(SealedSource(source, self.key))
+        return unsealed
 
     def _refuse_outputs_as_inputs(self, sources: list[Source]) -> None:
         """An input that is also an output would be read as it grows, without end."""
@@ -252,11 +319,11 @@ class Pipeline:
                     if progress is not None:
                         progress.update(min(start + routed, end))
 
-                self._route(source.name, splitter.feed(chunk), advance)
+                self._route(source.name, splitter.feed(chunk), advance, source.publish)
                 advance(len(chunk))
                 if self._should_stop_reading():
                     return
-            self._route(source.name, splitter.finish(), lambda routed: None)
+            self._route(source.name, splitter.finish(), lambda routed: None, source.publish)
             done_before += source.position
             if self._should_stop_reading():
                 return
@@ -266,11 +333,73 @@ class Pipeline:
     def _should_stop_reading(self) -> bool:
         return self.stopping() or not any(queue.has_reader for queue in self.queues.values())
 
-    def _route(self, input_name: str, batch: LineBatch, advance: Callable[[int], None]) -> None:
+    def _read_producers(self, producers: list[Producer]) -> list[str]:
+        """Read every producer at once, each in a thread of its own; the batches are
+        routed here, in the order they come. What failed is returned, the rest read on."""
+        handoff = Handoff()
+        max_bytes = self.config.max_event_bytes
+        wakeup = self._wakeup_read
+
+        def produce(producer: Producer) -> None:
+            try:
+                for source in producer.sources:
+                    splitter = source.line_splitter(max_bytes)
+                    for chunk in source.chunks(wakeup):
+                        if not handoff.put((source, splitter.feed(chunk), len(chunk))):
+                            return
+                    if not handoff.put((source, splitter.finish(), 0)):
+                        return
+            except InputError as error:
+                handoff.put(str(error))
+            except Exception as error:  # a surprise must not hang the run
+                handoff.put(f"input {producer.name}: internal error: {error!r}")
+            finally:
+                handoff.put(None)
+
+        threads = [
+            threading.Thread(target=produce, args=(p,), name=f"input-{p.name}", daemon=True)
+            for p in producers
+        ]
+        for thread in threads:
+            thread.start()
+        errors: list[str] = []
+        running = len(threads)
+        try:
+            while running:
+                items = handoff.take(wakeup)
+                if items is None:
+                    break
+                for item in items:
+                    if item is None:
+                        running -= 1
+                    elif isinstance(item, str):
+                        errors.append(item)
+                    else:
+                        source, batch, size = item
+                        self.stats.input(source.name).bytes += size
+                        self._route(source.name, batch, lambda routed: None, source.publish)
+                if self._should_stop_reading():
+                    break
+        finally:
+            handoff.close()
+            for producer in producers:
+                for source in producer.sources:
+                    source.close()
+            for thread in threads:
+                thread.join(TERMINATE_GRACE_S)
+        return errors
+
+    def _route(
+        self,
+        input_name: str,
+        batch: LineBatch,
+        advance: Callable[[int], None],
+        publish: PublishPolicy | None = None,
+    ) -> None:
         """Route lines; paced, in groups that are due, telling `advance` the bytes routed."""
         pacer = self.options.pacer
         if pacer is None:
-            self.router.route(input_name, batch)
+            self.router.route(input_name, batch, publish)
             return
         start = 0
         routed = 0
@@ -279,13 +408,13 @@ class Pipeline:
             if due is not None:
                 wait = due - time.monotonic()
                 if wait > PACING_SLACK_S:
-                    self.router.route(input_name, batch.cut(start, position))
+                    self.router.route(input_name, batch.cut(start, position), publish)
                     advance(routed)
                     start = position
                     if self._sleep_until(due):
                         return
             routed += (line.length if isinstance(line, OversizeLine) else len(line)) + 1
-        self.router.route(input_name, batch.cut(start))
+        self.router.route(input_name, batch.cut(start), publish)
 
     def _sleep_until(self, due: float) -> bool:
         """Wait, waking early for a signal; True when reading should stop instead."""

@@ -438,3 +438,44 @@ def failure_text(case: routing_tests.CaseResult) -> str:
     _render_failure(console, case)
     text = "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
     return textwrap.dedent(text)
+
+
+OUTCOME_STYLES = {
+    "matched": "cyan",
+    "delivered": "green",
+    "dropped": "yellow",
+    "dead-lettered": "red",
+    "denied": "bold red",
+}
+
+
+def render_audit(console: Console, records: list[dict[str, Any]], title: str) -> None:
+    """Audit records, oldest first, one line each, with a count per outcome under them."""
+    days = {str(record.get("time", ""))[:10] for record in records}
+    one_day = len(days) == 1  # then the title has the date, the lines only the time
+    console.print(Text(f"{title}, {days.pop()} (UTC)" if one_day else title, style="bold"))
+    outcomes: Counter[str] = Counter()
+    for record in records:
+        outcome = str(record.get("outcome"))
+        events = record.get("events")
+        outcomes[outcome] += events if isinstance(events, int) else 1
+        time = str(record.get("time", ""))
+        line = Text.assemble(
+            (time[11:] if one_day else time, "dim"),
+            "  ",
+            (f"{outcome:<13}", OUTCOME_STYLES.get(outcome, "")),
+            "  ",
+            (f"({events} events)" if record.get("event") is None else str(record["event"]), "bold"),
+        )
+        if record.get("input") is not None:
+            line.append(f"  {record['input']}:{record.get('line')}")
+        for key in ("route", "consumer"):
+            if record.get(key):
+                line.append(f"  {key} ")
+                line.append(str(record[key]), "cyan")
+        why = ": ".join(str(record[k]) for k in ("reason", "detail") if record.get(k) is not None)
+        if why:
+            line.append(f"  {why}", "yellow")
+        console.print(line)
+    summary = ", ".join(f"{count:,} {name}" for name, count in sorted(outcomes.items()))
+    console.print(f"{len(records):,} records: {summary}")

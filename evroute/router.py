@@ -6,16 +6,19 @@ import itertools
 import json
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
 
+from evroute.audit import AuditLog, Entry, id_json
 from evroute.buffer import ConsumerQueue, Parcel
 from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP, Config
 from evroute.deadletter import DeadLetters, Letter
 from evroute.expr import ExpressionError, Plan, PlanStep, compile_plan
+from evroute.policy import Gate
+from evroute.publish import PublishPolicy
 from evroute.sources.lines import LineBatch, OversizeLine, has_long_digit_run
 from evroute.stats import RouteStats, RunStats
 
@@ -91,6 +94,7 @@ def encode(value: Any) -> bytes:
 
 
 NO_ROUTE = -1
+UNMATCHED_DROPPED = "no route matched (unmatched: drop)"
 
 
 @dataclass
@@ -103,6 +107,7 @@ class Verdict:
     payloads: list[list[bytes] | None]  # per route with a transform: its outputs, in order
     errors: list[int]  # per route: filter and transform errors
     letters: list[tuple[str, str, int, int]]  # (reason, detail, route index, position)
+    denied: int = 0  # events the input's publish policy refused
 
 
 # Shown a tapped route's event: (route, input, line number, the bytes its consumers get)
@@ -131,7 +136,9 @@ class Router:
         dead_letters: DeadLetters,
         stats: RunStats,
         index_min_routes: int = INDEX_MIN_ROUTES,
+        audit: AuditLog | None = None,
     ) -> None:
+        self.audit = audit
         self.config = config
         self.index_min_routes = index_min_routes
         self.queues = queues
@@ -175,6 +182,12 @@ class Router:
         self._errors = [0] * len(routes)
         self._malformed = 0
         self._taps: list[tuple[int, Tap]] = []
+        # consumers with a subscribe policy (fields:) get each parcel through its gate
+        self.gates = {
+            name: Gate(name, consumer.fields, queues[name])
+            for name, consumer in config.consumers.items()
+            if consumer.fields is not None and name in queues
+        }
 
     def _plans(
         self, steps: list[PlanStep], recorders: list[Callable[..., Any]]
@@ -229,11 +242,14 @@ class Router:
 
         return record
 
-    def route(self, input_name: str, batch: LineBatch) -> None:
-        """Route a batch of lines; each consumer gets its share as one parcel."""
-        self.apply(input_name, batch, self.evaluate(batch))
+    def route(
+        self, input_name: str, batch: LineBatch, publish: PublishPolicy | None = None
+    ) -> None:
+        """Route a batch of lines; each consumer gets its share as one parcel. Under a
+        publish policy, events with a source it does not allow are denied."""
+        self.apply(input_name, batch, self.evaluate(batch, publish))
 
-    def evaluate(self, batch: LineBatch) -> Verdict:
+    def evaluate(self, batch: LineBatch, publish: PublishPolicy | None = None) -> Verdict:
         """Parse the batch's lines and run the routes' filters and transforms on them.
 
         Touches no queue, stats or dead letters, so a worker process can do it.
@@ -246,7 +262,9 @@ class Router:
         key_name = path[0] if path is not None and len(path) == 1 else None
         record_unmatched = self.record_unmatched
         loads = orjson.loads
+        refusal = None if publish is None else publish.refusal
         skipped = 0  # blank lines and malformed ones
+        denied = 0
         for position, line in enumerate(lines):
             try:
                 event = loads(line)
@@ -256,6 +274,12 @@ class Router:
                 event = self._parse_slowly(first + position, position, line)
                 if event is None:
                     skipped += 1
+                    continue
+            if refusal is not None:
+                why = refusal(event.get("source"))
+                if why is not None:
+                    denied += 1
+                    self._letters.append(("denied", why, NO_ROUTE, position))
                     continue
             if path is None:
                 plan = default_plan
@@ -271,6 +295,7 @@ class Router:
             [None if payloads is None else payloads.copy() for payloads in self.payloads],
             self._errors,
             self._letters,
+            denied,
         )
         for positions in self.positions:
             positions.clear()
@@ -286,6 +311,7 @@ class Router:
         input_stats = self.stats.input(input_name)
         input_stats.events += verdict.events
         input_stats.malformed += verdict.malformed
+        input_stats.denied += verdict.denied
         for route_stats, positions, errors in zip(
             self.route_stats, verdict.positions, verdict.errors, strict=False
         ):
@@ -293,15 +319,43 @@ class Router:
             route_stats.errors += errors
         self.stats.unmatched += len(verdict.positions[self.unmatched_index])
         self._write_letters(input_name, batch, verdict.letters)
+        ids = None if self.audit is None else self._audit(input_name, batch, verdict)
         for consumer, feeding in self.feeds.items():
             parcel = self._parcel(input_name, batch, verdict, feeding)
             if parcel is not None:
-                self.queues[consumer].put(parcel)
+                if ids is not None:
+                    parcel.ids = list(map(ids.__getitem__, parcel.positions))
+                gate = self.gates.get(consumer)
+                self.queues[consumer].put(parcel if gate is None else gate(parcel))
         for index, show in self._taps:
             transformed = verdict.payloads[index]
             for n, position in enumerate(verdict.positions[index]):
                 payload = batch.lines[position] if transformed is None else transformed[n]
                 show(self.route_names[index], input_name, batch.first + position, payload)
+
+    def _audit(self, input_name: str, batch: LineBatch, verdict: Verdict) -> dict[int, bytes]:
+        """Record each route's matches, and events no route matched when they are
+        dropped; the id of each event routed, by position, for its parcels."""
+        assert self.audit is not None
+        lines = cast(list[bytes], batch.lines)
+        first = batch.first
+        ids: dict[int, bytes] = {}
+        for positions in verdict.positions:
+            for p in positions:
+                if p not in ids:
+                    ids[p] = id_json(lines[p])
+        for index, positions in enumerate(verdict.positions):
+            if not positions:
+                continue
+            route = self.route_names[index] or None
+            entries: Iterator[Entry] = (
+                (input_name, first + p, lines[p], True, route, ids[p]) for p in positions
+            )
+            if index != self.unmatched_index:
+                self.audit.record("matched", entries)
+            elif self.config.unmatched == UNMATCHED_DROP:
+                self.audit.record("dropped", entries, None, "unmatched", UNMATCHED_DROPPED)
+        return ids
 
     def tap(self, route: str, show: Tap) -> None:
         """Also show each event `route` matches, as its consumers get it (`run --tap`)."""

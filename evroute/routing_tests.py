@@ -17,6 +17,7 @@ from typing import Any
 
 from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP, Config, TestCase
 from evroute.explain import MATCHED, EventVerdict, explain_event
+from evroute.policy import apply_policy
 from evroute.router import encode, parse_value
 
 
@@ -67,17 +68,28 @@ def deliveries(
     `verdict` must list every route. An event goes to a consumer once for each matching
     route that lists it, in config order, as the route's transform output or as the event
     itself; an event no route matches goes to the `unmatched` consumer, if there is one.
+    A consumer with a `fields:` policy gets what the policy lets it see, and nothing for a
+    payload that is not an object (the router denies it).
     """
     received: dict[str, list[Any]] = {}
+
+    def deliver(consumer: str, payload: Any) -> None:
+        policy = config.consumers[consumer].fields
+        if policy is not None:
+            if not isinstance(payload, dict):
+                return
+            payload = apply_policy(policy, payload)
+        received.setdefault(consumer, []).append(payload)
+
     for route in verdict.routes:
         if route.status != MATCHED:
             continue
         # through the bytes the router writes, so a value is compared as delivered
         payload = parse_value(encode(route.output)) if route.transformed else event
         for consumer in route.consumers:
-            received.setdefault(consumer, []).append(payload)
+            deliver(consumer, payload)
     if verdict.unmatched not in (None, UNMATCHED_DROP, UNMATCHED_DEAD_LETTER):
-        received.setdefault(str(verdict.unmatched), []).append(event)
+        deliver(str(verdict.unmatched), event)
     return received
 
 

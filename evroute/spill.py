@@ -8,6 +8,10 @@ the order they were written. Each parcel is one record:
             original lengths or null), the input name (UTF-8, surrogates kept), the
             payloads, then the originals, back to back
 
+With a key (the config's `encrypt:`), each segment file is sealed as evroute.crypto
+says: a header of its own, and each record sealed on its way out, opened on its way
+back; a record that fails authentication loses its segment, as an unreadable one does.
+
 A segment is deleted once every record in it has been read back; the folder goes with
 the last one, so it exists only while there is a backlog. Not thread-safe: the queue
 calls it under its lock.
@@ -29,10 +33,22 @@ from typing import BinaryIO
 import orjson
 
 from evroute.buffer import SPILL_DIR_VARIABLE, Parcel
+from evroute.crypto import (
+    HEADER_BYTES,
+    LENGTH,
+    MAX_RECORD_BYTES,
+    TAG_BYTES,
+    Key,
+    RecordReader,
+    Sealer,
+    Tampered,
+)
 
 # Big enough that rotation is rare, small enough that a read-back frees disk early.
 SEGMENT_BYTES = 16 << 20
 HEADER = struct.Struct("<QII")
+# what sealing adds at most to a record: its length and tag, and its segment's header
+SEALED_OVERHEAD = LENGTH.size + TAG_BYTES + HEADER_BYTES
 
 # Folders of live stores, removed at exit should a run end without settling its queues.
 _live_folders: set[str] = set()
@@ -61,6 +77,7 @@ class Segment:
     events: int = 0
     records_read: int = 0
     events_read: int = 0
+    sealer: Sealer | None = None  # with a key: this segment's
 
 
 def encode(parcel: Parcel) -> bytes:
@@ -123,9 +140,14 @@ class SpillStore:
     """Parcels on disk, first in first out, using at most `max_bytes` of it."""
 
     def __init__(
-        self, max_bytes: int, segment_bytes: int | None = None, parent: str | None = None
+        self,
+        max_bytes: int,
+        segment_bytes: int | None = None,
+        parent: str | None = None,
+        key: Key | None = None,
     ) -> None:
         self.max_bytes = max_bytes
+        self.key = key
         # several segments fit in the limit, so reading back frees room before it is all read
         self.segment_bytes = segment_bytes or max(1, min(SEGMENT_BYTES, max_bytes // 4))
         self.parent = parent
@@ -136,6 +158,7 @@ class SpillStore:
         self._numbers = itertools.count()
         self._write_fd: int | None = None  # the last segment's, while it takes records
         self._reader: BinaryIO | None = None  # the first segment's
+        self._unsealer: RecordReader | None = None  # its records, with a key
         self._routes: tuple[str, ...] = ()  # the last routes read, shared by the parcels
 
     def append(self, parcel: Parcel) -> int:
@@ -143,20 +166,26 @@ class SpillStore:
 
         OSError (disk full, a folder it cannot create) leaves the store as it was.
         """
-        room = self.max_bytes - self.bytes
+        room = self.max_bytes - self.bytes - (0 if self.key is None else SEALED_OVERHEAD)
         if not len(parcel) or room < HEADER.size + len(parcel.payloads[0]):
             return 0  # full: said without encoding anything, as a blocked put asks often
         events = len(parcel)
         record = encode(parcel)
+        if self.key is not None:
+            room = min(room, MAX_RECORD_BYTES)  # what one sealed record holds
         if len(record) > room:
             events, record = self._longest_prefix(parcel, room)
             if not events:
                 return 0
         segment = self._segment_for_writing()
         assert self._write_fd is not None
+        if segment.sealer is not None:
+            head = segment.sealer.header() if not segment.bytes else b""
+            record = head + segment.sealer.record(record)
         try:
             _write_all(self._write_fd, record)
         except OSError:
+            # sealed: the segment takes no more records, so its nonces are never used twice
             self._seal(truncate_to=segment.bytes)
             if not self.events:
                 self.discard()  # nothing to read back: no folder left behind
@@ -202,7 +231,7 @@ class SpillStore:
             os.close(fd)
             raise
         self._write_fd = fd
-        segment = Segment(path)
+        segment = Segment(path, sealer=None if self.key is None else Sealer(self.key))
         self._segments.append(segment)
         return segment
 
@@ -232,11 +261,13 @@ class SpillStore:
                 continue
             try:
                 parcel = self._read_record(segment)
-            except (OSError, ValueError, TypeError, struct.error) as error:
+            except (OSError, ValueError, TypeError, struct.error, Tampered) as error:
                 lost = segment.events - segment.events_read
                 self.events -= lost
                 self._retire_first()
                 self._tidy()
+                if isinstance(error, Tampered):  # its message names the file
+                    raise SpillLost(lost, str(error)) from None
                 detail = getattr(error, "strerror", None) or str(error)
                 raise SpillLost(lost, f"{segment.path}: {detail}") from None
             segment.records_read += 1
@@ -250,9 +281,18 @@ class SpillStore:
         if self._reader is None:
             # kept open from one read to the next, closed when the segment is retired
             self._reader = open(segment.path, "rb")  # noqa: SIM115
-        header = self._reader.read(HEADER.size)
+            if self.key is not None:
+                self._unsealer = RecordReader(self._reader, self.key, segment.path)
+        if self._unsealer is not None:
+            record = self._unsealer.read()
+            if record is None:
+                raise ValueError("a spill segment ends before its last record")
+            header, body = record[: HEADER.size], record[HEADER.size :]
+        else:
+            header = self._reader.read(HEADER.size)
         body_bytes, meta_bytes, input_bytes = HEADER.unpack(header)
-        body = self._reader.read(body_bytes)
+        if self._unsealer is None:
+            body = self._reader.read(body_bytes)
         if len(body) != body_bytes:
             raise ValueError("a spill record is cut short")
         parcel = decode(body, meta_bytes, input_bytes)
@@ -277,6 +317,7 @@ class SpillStore:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+            self._unsealer = None
         if not self._segments:
             self._seal()
         # gone already or not: the folder goes at the end all the same
@@ -289,6 +330,7 @@ class SpillStore:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+            self._unsealer = None
         self._seal()
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)

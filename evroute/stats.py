@@ -14,6 +14,7 @@ class InputStats:
     events: int = 0
     malformed: int = 0
     bytes: int = 0
+    denied: int = 0  # events its producer may not publish (publish policy)
 
 
 @dataclass
@@ -71,13 +72,14 @@ class RunStats:
             events=sum(s.events for s in inputs),
             malformed=sum(s.malformed for s in inputs),
             bytes=sum(s.bytes for s in inputs),
+            denied=sum(s.denied for s in inputs),
         )
 
     def as_json(self) -> dict[str, Any]:
         return {
             "evroute": __version__,
             "elapsed_s": round(self.elapsed, 6),
-            "input": asdict(self.total),
+            "input": {key: value for key, value in asdict(self.total).items() if key != "denied"},
             # copies: a report during the run may meet an input being added
             "inputs": {name: asdict(s) for name, s in list(self.inputs.items())},
             "routes": {name: asdict(s) for name, s in list(self.routes.items())},

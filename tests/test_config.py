@@ -802,7 +802,7 @@ def test_empty_routes(tmp_path):
 @pytest.mark.parametrize(
     ("text", "path"),
     [
-        (MINIMAL + "inputs: [a.jsonl]\n", "inputs"),
+        (MINIMAL + "inputs: [{name: bus, nats: {url: x}}]\n", "inputs[0].nats"),
         (MINIMAL + "    pattern: {source: [x]}\n", "routes[0].pattern"),
     ],
 )

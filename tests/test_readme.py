@@ -31,6 +31,8 @@ def test_the_config_reference_validates(tmp_path: Path) -> None:
     reference = next(block for block in code_blocks("yaml") if "version: 1" in block)
     path = tmp_path / "routes.yaml"
     path.write_text(reference)
+    (tmp_path / "incoming").mkdir()
+    (tmp_path / "incoming" / "a.jsonl").write_text("")  # what its inputs' glob reads
     config, issues = check_config(path)
     assert [issue.format() for issue in issues] == []
     assert config is not None

@@ -17,6 +17,7 @@ from configs import MINIMAL, THREE_MISTAKES
 from evroute.cli import program
 from evroute.config import QueueSettings, check_config
 from evroute.config import check as checker_tables
+from evroute.config.inputs import INPUT_KEYS
 from evroute.config.schema import config_schema
 from evroute.config.yaml_loader import CoreSchemaLoader
 from evroute.sinks import SINK_KINDS
@@ -65,12 +66,17 @@ def test_every_key_the_checker_accepts_is_in_the_schema_and_no_other() -> None:
     kinds = consumer_schemas()
     assert list(kinds) == list(SINK_KINDS)
     for name, kind in SINK_KINDS.items():
-        assert set(kinds[name]["properties"]) == {*kind.keys, *checker_tables.QUEUE_KEYS}
+        every_kind = (*checker_tables.QUEUE_KEYS, *checker_tables.CONSUMER_KEYS)
+        assert set(kinds[name]["properties"]) == {*kind.keys, *every_kind}
     dead_letter_keys = getattr(checker_tables, "DEAD_LETTER_KEYS", None)
     if dead_letter_keys is not None:  # dead_letter: {path: ..., rotate_bytes: ...}
-        mapping = properties["dead_letter"]["anyOf"][1]
-        assert list(mapping["properties"]) == list(dead_letter_keys)
-        assert mapping["additionalProperties"] is False
+        for key in ("dead_letter", "audit"):  # the files evroute keeps, alike
+            mapping = properties[key]["anyOf"][1]
+            assert list(mapping["properties"]) == list(dead_letter_keys)
+            assert mapping["additionalProperties"] is False
+    inputs = properties["inputs"]["items"]
+    assert list(inputs["properties"]) == list(INPUT_KEYS)
+    assert inputs["additionalProperties"] is False
     # each object is closed, as the checker refuses unknown keys
     for schema in (SCHEMA, properties["defaults"], properties["routes"]["items"], *kinds.values()):
         assert schema["additionalProperties"] is False

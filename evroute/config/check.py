@@ -13,12 +13,15 @@ from typing import Any, Literal
 
 from evroute import expr
 from evroute.config import env
+from evroute.config.inputs import read_inputs
 from evroute.config.model import (
     ON_FULL_POLICIES,
     UNMATCHED_DEAD_LETTER,
     UNMATCHED_DROP,
     Config,
     ConsumerConfig,
+    EncryptSettings,
+    InputConfig,
     QueueSettings,
     Rotation,
     RouteConfig,
@@ -26,6 +29,16 @@ from evroute.config.model import (
 )
 from evroute.config.units import parse_duration, parse_size
 from evroute.config.yaml_loader import Node, resolve_plain
+from evroute.crypto import (
+    KEYGEN_HINT,
+    NOT_A_NAME,
+    Key,
+    KeyProblem,
+    is_variable_name,
+    key_file_warning,
+)
+from evroute.policy import check_route as check_route_fields
+from evroute.policy import read_fields
 
 Severity = Literal["error", "warning"]
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -286,13 +299,14 @@ TOP_LEVEL_KEYS = (
     "consumers",
     "routes",
     "tests",
+    "inputs",
+    "audit",
+    "encrypt",
 )
-TOP_LEVEL_LATER = {
-    "inputs": "the inputs section",
-    "audit": "the audit log",
-}
+TOP_LEVEL_LATER: dict[str, str] = {}
 QUEUE_KEYS = ("buffer", "buffer_bytes", "on_full", "spill_max_bytes", "retries")
 QUEUE_LATER: dict[str, str] = {}
+CONSUMER_KEYS = ("fields",)  # what every kind of consumer takes, besides its queue settings
 ROUTE_KEYS = ("name", "filter", "transform", "to")
 ROUTE_LATER = {"pattern": "pattern (EventBridge event patterns)"}
 TEST_KEYS = ("name", "event", "routes", "outputs")
@@ -317,6 +331,92 @@ def read_rotation(checker: Checker, fields: dict[str, Node], path: str) -> Rotat
         return None
     size = checker.size(fields["rotate_bytes"], join(path, "rotate_bytes"), 1024)
     return None if size is None else Rotation(size, keep)
+
+
+def read_kept_file(
+    checker: Checker, node: Node | None, key: str, what: str, base_dir: Path
+) -> tuple[Path | None, Rotation | None]:
+    """A file evroute keeps for itself: a path, or {path, rotate_bytes, rotate_keep}."""
+    if node is None or node.value is None:
+        return None, None
+    rotation: Rotation | None = None
+    path_node: Node | None = node
+    if node.is_mapping:
+        fields = checker.mapping(node, key) or {}
+        checker.known_keys(node, key, DEAD_LETTER_KEYS, {})
+        path_node = fields.get("path")
+        if path_node is None:
+            checker.error(node, join(key, "path"), f"missing; {what}")
+        rotation = read_rotation(checker, fields, key)
+    if path_node is None:
+        return None, rotation
+    text = checker.string(path_node, join(key, "path") if path_node is not node else key)
+    return (None if text is None else base_dir / text), rotation
+
+
+ENCRYPT_KEYS = ("key_env", "key_file")
+
+
+def read_encrypt(
+    checker: Checker, node: Node, base_dir: Path, environ: Mapping[str, str], no_env: bool
+) -> EncryptSettings | None:
+    """`encrypt: {key_env: NAME}` or `{key_file: PATH}`; the key must be there and be a
+    key (with --no-env, a missing one is a warning: CI has no secrets)."""
+    fields = checker.mapping(node, "encrypt")
+    if fields is None:
+        return None
+    checker.known_keys(node, "encrypt", ENCRYPT_KEYS, {})
+    given = [key for key in ENCRYPT_KEYS if key in fields]
+    if len(given) != 1:
+        problem = "has both key_env and key_file" if given else "is empty"
+        checker.error(
+            node,
+            "encrypt",
+            f"{problem}; give exactly one: key_env: NAME (an environment variable holding"
+            " the key) or key_file: PATH",
+        )
+        return None
+    path = join("encrypt", given[0])
+    value_node = fields[given[0]]
+    text = checker.string(value_node, path)
+    if text is None:
+        return None
+    missing: Severity = "warning" if no_env else "error"
+    if given[0] == "key_env":
+        if not is_variable_name(text):
+            checker.error(value_node, path, NOT_A_NAME)
+            return None
+        value = environ.get(text)
+        if not value:
+            checker.report(
+                missing,
+                value_node,
+                path,
+                f"environment variable {text} is not set: it must hold the encryption key;"
+                f" {KEYGEN_HINT} (export {text}=$(evroute keygen))",
+            )
+        else:
+            try:
+                Key.from_text(value, f"environment variable {text}")
+            except KeyProblem as error:
+                checker.error(value_node, path, str(error))
+        return EncryptSettings(key_env=text)
+    key_file = base_dir / text
+    try:
+        content = key_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        severity: Severity = missing if isinstance(error, FileNotFoundError) else "error"
+        checker.report(severity, value_node, path, f"cannot read the key file {key_file}: {reason}")
+    else:
+        try:
+            Key.from_text(content, f"the key file {key_file}")
+        except KeyProblem as error:
+            checker.error(value_node, path, str(error))
+        unsafe = key_file_warning(key_file)
+        if unsafe is not None:
+            checker.warning(value_node, path, unsafe)
+    return EncryptSettings(key_file=key_file)
 
 
 def read_queue_settings(
@@ -385,23 +485,23 @@ def build_config(
             checker.known_keys(top["defaults"], "defaults", QUEUE_KEYS, QUEUE_LATER)
             defaults = read_queue_settings(checker, fields, "defaults", defaults)
 
-    dead_letter: Path | None = None
-    dead_letter_rotation: Rotation | None = None
-    if "dead_letter" in top and top["dead_letter"].value is not None:
-        node = top["dead_letter"]
-        path_node: Node | None = node
-        if node.is_mapping:
-            fields = checker.mapping(node, "dead_letter") or {}
-            checker.known_keys(node, "dead_letter", DEAD_LETTER_KEYS, {})
-            path_node = fields.get("path")
-            if path_node is None:
-                checker.error(node, "dead_letter.path", "missing; the dead letter file's path")
-            dead_letter_rotation = read_rotation(checker, fields, "dead_letter")
-        if path_node is not None:
-            where = "dead_letter.path" if path_node is not node else "dead_letter"
-            text = checker.string(path_node, where)
-            if text is not None:
-                dead_letter = base_dir / text
+    dead_letter, dead_letter_rotation = read_kept_file(
+        checker, top.get("dead_letter"), "dead_letter", "the dead letter file's path", base_dir
+    )
+    audit, audit_rotation = read_kept_file(
+        checker, top.get("audit"), "audit", "the audit log's path", base_dir
+    )
+    if audit is not None and audit == dead_letter:
+        checker.error(
+            top["audit"], "audit", "is the dead letter file too; give the audit log its own file"
+        )
+    encrypt: EncryptSettings | None = None
+    has_encrypt = "encrypt" in top and top["encrypt"].value is not None  # null: none
+    if has_encrypt:
+        encrypt = read_encrypt(checker, top["encrypt"], base_dir, environ, no_env)
+    inputs: list[InputConfig] = []
+    if "inputs" in top and top["inputs"].value is not None:
+        inputs = read_inputs(checker, top["inputs"], base_dir)
 
     max_event_bytes = 1 << 20
     if "max_event_bytes" in top:
@@ -438,16 +538,29 @@ def build_config(
                 )
                 continue
             kind = SINK_KINDS[kinds[0]]
-            checker.known_keys(node, path, (*kind.keys, *QUEUE_KEYS), {**QUEUE_LATER, **kind.later})
+            checker.known_keys(
+                node, path, (*kind.keys, *QUEUE_KEYS, *CONSUMER_KEYS), {**QUEUE_LATER, **kind.later}
+            )
             options = kind.parse_options(checker, fields, path, base_dir)
             queue = read_queue_settings(checker, fields, path, defaults)
+            policy = None
+            if "fields" in fields:
+                policy = read_fields(checker, fields["fields"], join(path, "fields"))
             if options is not None:
                 consumers[name] = ConsumerConfig(
-                    name, kind.name, options, queue, node.line, node.column
+                    name, kind.name, options, queue, node.line, node.column, policy
                 )
 
     if section is not None and not section:
         checker.error(top["consumers"], "consumers", "is empty; a config needs a consumer")
+    if not has_encrypt:
+        for name, consumer in consumers.items():
+            if getattr(consumer.options, "encrypt", False):
+                checker.error(
+                    consumer_nodes[name].value["encrypt"],
+                    join(join("consumers", name), "encrypt"),
+                    "needs a key: add a top-level encrypt: {key_env: NAME} or {key_file: PATH}",
+                )
     check_shared_files(
         checker,
         base_dir,
@@ -491,6 +604,7 @@ def build_config(
             )
             if route is not None:
                 routes.append(route)
+                check_route_fields(checker, node, join("routes", index), route, consumers)
         if not top["routes"].value:
             checker.error(top["routes"], "routes", "is empty; a config needs at least one route")
 
@@ -526,6 +640,10 @@ def build_config(
         max_event_bytes=max_event_bytes,
         shutdown_timeout=shutdown_timeout,
         tests=tests,
+        encrypt=encrypt,
+        inputs=inputs,
+        audit=audit,
+        audit_rotation=audit_rotation,
     )
 
 
@@ -552,6 +670,19 @@ def check_shared_files(
     event's values ever name it is up to the events."""
     writers: dict[Path, str] = {}
     templates: dict[str, tuple[str, re.Pattern[str]]] = {}
+    archives: dict[Path, str] = {}
+    for name, consumer in consumers.items():
+        if consumer.kind != "archive":
+            continue
+        folder = Path(os.path.normpath(base_dir / consumer.options.folder))
+        if folder in archives:
+            checker.error(
+                nodes[name].value["archive"],
+                join(join("consumers", name), "archive"),
+                f"consumer {archives[folder]!r} archives to this folder too; a replay would"
+                " give their events twice: give each archive its own folder",
+            )
+        archives.setdefault(folder, name)
     for name, consumer in consumers.items():
         target = getattr(consumer.options, "path", None)
         if consumer.kind != "file" or target in (None, "-"):

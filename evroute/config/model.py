@@ -32,6 +32,22 @@ class Rotation:
     keep: int = 5
 
 
+FIELDS_MODES = ("include", "redact")
+# A step of a fields path: a field's name, or EACH (`[*]`): every element of an array
+EACH = None
+FieldStep = str | None
+
+
+@dataclass(frozen=True)
+class FieldsPolicy:
+    """A consumer's subscribe policy (`fields:`): it sees only the paths listed
+    (include), or everything but them (redact). evroute.policy applies it."""
+
+    mode: str  # include | redact
+    paths: tuple[tuple[FieldStep, ...], ...]
+    sources: tuple[str, ...]  # the paths as written, for messages
+
+
 @dataclass(frozen=True)
 class ConsumerConfig:
     name: str
@@ -40,6 +56,7 @@ class ConsumerConfig:
     queue: QueueSettings
     line: int = 1  # where it is in the config, for what validate says
     column: int = 1
+    fields: FieldsPolicy | None = None  # what it may see of the events
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,28 @@ class RouteConfig:
     transform: Expression | None = None
     line: int = 1  # of its filter in the config (else of the route), for what validate says
     column: int = 1
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """A producer of the `inputs:` section."""
+
+    name: str
+    kind: str  # file | stdin | command
+    pattern: str | None = None  # a file glob, relative to the config's folder
+    argv: tuple[str, ...] | None = None
+    restart: Any = None  # a command's RestartPolicy (evroute.sinks.command)
+    publish: tuple[str, ...] | None = None  # event sources it may publish; None: no policy
+    line: int = 1
+    column: int = 1
+
+
+@dataclass(frozen=True)
+class EncryptSettings:
+    """`encrypt:`: where the key that seals the files evroute keeps comes from."""
+
+    key_env: str | None = None  # an environment variable holding the key...
+    key_file: Path | None = None  # ...or a file, relative to the config's folder
 
 
 @dataclass(frozen=True)
@@ -78,3 +117,7 @@ class Config:
     max_event_bytes: int = 1 << 20
     shutdown_timeout: float = 10.0
     tests: list[TestCase] = field(default_factory=list)
+    encrypt: EncryptSettings | None = None  # seal dead letters, spill, audit, archives
+    inputs: list[InputConfig] = field(default_factory=list)
+    audit: Path | None = None
+    audit_rotation: Rotation | None = None

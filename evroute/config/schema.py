@@ -16,6 +16,7 @@ from typing import Any
 
 from evroute.config import check
 from evroute.config.model import (
+    FIELDS_MODES,
     ON_FULL_POLICIES,
     UNMATCHED_DEAD_LETTER,
     UNMATCHED_DROP,
@@ -123,6 +124,10 @@ VALUE_SCHEMAS: dict[str, Schema] = {
     },
     "mode": choice(("append", "overwrite")),  # written inline in sinks/file.py
     "max_open_files": integer(1),
+    # a file consumer's `encrypt`; the top-level `encrypt:` is a mapping (config_schema())
+    "encrypt": {**BOOLEAN, "description": "seal the file with the key of the top-level encrypt:"},
+    # archive consumers
+    "archive": {**STRING, "description": "the archive's folder, relative to the config"},
     # command consumers (ack and restart: in config_schema(), from the sink kind's tables)
     "command": {
         "anyOf": [STRING, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
@@ -132,6 +137,22 @@ VALUE_SCHEMAS: dict[str, Schema] = {
     "concurrency": integer(1),
     "key": {"type": ["string", "null"], "minLength": 1, "description": "a JMESPath expression"},
     "timeout": DURATION,
+    # every consumer: its subscribe policy
+    "fields": {
+        "type": "object",
+        "properties": {
+            mode: {
+                "type": "array",
+                "items": {**STRING, "description": "a path: names, dots and [*]"},
+                "minItems": 1,
+            }
+            for mode in FIELDS_MODES
+        },
+        "additionalProperties": False,
+        "oneOf": [{"required": [mode]} for mode in FIELDS_MODES],
+        "description": "what the consumer sees: include (only these paths) or redact"
+        " (all but these)",
+    },
 }
 
 
@@ -150,16 +171,21 @@ def _object(
 
 def _consumer_schemas(values: dict[str, Schema]) -> list[Schema]:
     from evroute.sinks import SINK_KINDS
+    from evroute.sinks.archive import ArchiveOptions
     from evroute.sinks.command import LONG_RUNNING_KEYS, PER_EVENT_KEYS, CommandOptions
     from evroute.sinks.file import FileOptions
 
-    option_models: dict[str, type] = {"file": FileOptions, "command": CommandOptions}
+    option_models: dict[str, type] = {
+        "file": FileOptions,
+        "command": CommandOptions,
+        "archive": ArchiveOptions,
+    }
     schemas = []
     for kind in SINK_KINDS.values():
         model = option_models.get(kind.name)
         defaults = _defaults(model) if model is not None else {}
         # the queue settings' defaults come from `defaults:`, not from the schema
-        schema = _object((*kind.keys, *check.QUEUE_KEYS), values, defaults)
+        schema = _object((*kind.keys, *check.QUEUE_KEYS, *check.CONSUMER_KEYS), values, defaults)
         schema["required"] = [kind.name]
         schema["title"] = f"a {kind.name} consumer"
         if kind.name == "command":
@@ -202,6 +228,43 @@ def _tests_schema() -> Schema:
     }
 
 
+def _inputs_schema(values: Mapping[str, Schema]) -> Schema:
+    """`inputs:`, the producers: one kind each, and what sources each may publish."""
+    from evroute.config.inputs import INPUT_KEYS
+
+    shapes: dict[str, Schema] = {
+        "name": NAME,
+        "file": {**STRING, "description": "a file glob, relative to the config"},
+        "stdin": {"const": True},
+        "command": values["command"],
+        "restart": values["restart"],
+        "publish": {
+            "type": "array",
+            "items": STRING,
+            "description": "the event sources it may publish (globs such as com.example.*)",
+        },
+    }
+    item = _object(INPUT_KEYS, shapes)
+    item["required"] = ["name"]
+    item["oneOf"] = [{"required": [kind]} for kind in ("file", "stdin", "command")]
+    return {"type": ["array", "null"], "items": item, "description": "the producers"}
+
+
+def _encrypt_schema() -> Schema:
+    """`encrypt:`: exactly one of key_env and key_file."""
+    shapes: dict[str, Schema] = {
+        "key_env": {**STRING, "description": "an environment variable holding the key"},
+        "key_file": {**STRING, "description": "a file holding the key, relative to the config"},
+    }
+    mapping = _object(check.ENCRYPT_KEYS, shapes)
+    mapping["oneOf"] = [{"required": [key]} for key in check.ENCRYPT_KEYS]
+    return {
+        "anyOf": [{"type": "null"}, mapping],
+        "description": "encrypt the files evroute keeps (dead letters, spill, audit,"
+        " archives); the key is 32 bytes in base64, made by evroute keygen",
+    }
+
+
 def config_schema() -> Schema:
     """The JSON Schema of a version 1 config."""
     from evroute.sinks.command import ACK_MODES
@@ -225,7 +288,13 @@ def config_schema() -> Schema:
         "description": "a path, or {path, rotate_bytes, rotate_keep}; without one,"
         " dead letters are only counted",
     }
+    values["audit"] = {
+        "anyOf": [NULLABLE_STRING, mapping],
+        "description": "the audit log: a path, or {path, rotate_bytes, rotate_keep}",
+    }
     values["tests"] = _tests_schema()
+    values["encrypt"] = _encrypt_schema()
+    values["inputs"] = _inputs_schema(values)
     top = _object(check.TOP_LEVEL_KEYS, values, _defaults(Config))
     return {
         "$schema": SCHEMA_DRAFT,

@@ -163,7 +163,7 @@ def create(config: ConsumerConfig, base_dir: Path) -> Sink:
 KIND = SinkKind(
     name="command",
     keys=("command", "per_event", *LONG_RUNNING_KEYS, *PER_EVENT_KEYS),
-    later={"fields": "fields (subscribe policy)"},
+    later={},
     parse_options=parse_options,
     create=create,
 )

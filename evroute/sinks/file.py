@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evroute.config.model import Rotation
-from evroute.fileio import PartialWrite, RotatingFile, write_all
+from evroute.crypto import Key
+from evroute.fileio import PartialWrite, RotatingFile, SealedWriter, refuse_plain, write_all
 from evroute.sinks.base import (
     RETRY_BACKOFF_S,
     RETRY_MAX_BACKOFF_S,
@@ -52,6 +53,7 @@ class FileOptions:
     template: PathTemplate | None = None  # when the path has {expressions}
     max_open_files: int = DEFAULT_MAX_OPEN_FILES
     rotation: Rotation | None = None
+    encrypt: bool = False  # sealed with the key of the config's encrypt: section
 
 
 def parse_options(
@@ -68,7 +70,21 @@ def parse_options(
         node = fields["max_open_files"]
         max_open_files = checker.integer(node, join(path, "max_open_files"), 1) or max_open_files
     rotation = read_rotation(checker, fields, path)
+    encrypt = False
+    if "encrypt" in fields:
+        node = fields["encrypt"]
+        if isinstance(node.value, bool):
+            encrypt = node.value
+        else:
+            checker.error(node, join(path, "encrypt"), "expected true or false")
     if target is None:
+        return None
+    if encrypt and target == STDOUT:
+        checker.error(
+            fields["encrypt"],
+            join(path, "encrypt"),
+            "stdout is never encrypted: remove encrypt or give a file path",
+        )
         return None
     if rotation is not None and (target == STDOUT or is_template(target)):
         what = "stdout" if target == STDOUT else "a templated path, which writes many files,"
@@ -85,7 +101,7 @@ def parse_options(
                 join(path, "max_open_files"),
                 "has no effect: only a templated path ({expression}) opens several files",
             )
-        return FileOptions(unescape(target), mode, rotation=rotation)
+        return FileOptions(unescape(target), mode, rotation=rotation, encrypt=encrypt)
     try:
         template = parse_template(target)
     except TemplateSyntaxError as error:
@@ -99,7 +115,7 @@ def parse_options(
             column=column,
         )
         return None
-    return FileOptions(target, mode, template, max_open_files)
+    return FileOptions(target, mode, template, max_open_files, encrypt=encrypt)
 
 
 # Opening a file again cannot help with these: its events are given up on at once.
@@ -134,6 +150,13 @@ class FileSink(Sink):
         # templated paths: descriptors by path, least recently used first
         self._open_files: OrderedDict[str, int] = OrderedDict()
         self._truncated: set[str] = set()  # overwrite mode: files truncated in this run
+        # the run's key (set by the pipeline); used when the options say encrypt: true
+        self.key: Key | None = None
+        self._sealed: dict[str, SealedWriter] = {}  # templated paths: a segment per open file
+
+    @property
+    def sealing_key(self) -> Key | None:
+        return self.key if self.options.encrypt else None
 
     @property
     def is_stdout(self) -> bool:
@@ -154,14 +177,24 @@ class FileSink(Sink):
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         if self.options.mode == "overwrite":
             flags |= os.O_TRUNC
+        key = self.sealing_key
+        if self.options.encrypt and key is None:
+            raise SinkFailed("encrypt: true, but the run has no key (the config's encrypt:)")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if key is not None and self.options.mode == "append":
+                refuse_plain(path)
             self.fd = os.open(path, flags, 0o666)
             rotation = self.options.rotation
-            if rotation is not None:  # each new file after a rotation starts empty anyway
+            if rotation is not None or key is not None:
+                # each new file after a rotation starts empty anyway
                 reopen = flags & ~os.O_TRUNC
                 self._rotating = RotatingFile(
-                    path, rotation.bytes, rotation.keep, lambda name: os.open(name, reopen, 0o666)
+                    path,
+                    rotation.bytes if rotation else None,
+                    rotation.keep if rotation else 0,
+                    lambda name: os.open(name, reopen, 0o666),
+                    key,
                 )
                 self._rotating.adopt(self.fd)
         except (OSError, ValueError) as error:
@@ -272,8 +305,13 @@ class FileSink(Sink):
             share.error, share.verb = error, "open"
             share.lasting = error.errno in _LASTING_OPEN_ERRORS
             return False
+        data = join_lines([payloads[index] for index in share.indexes[share.done :]])
         try:
-            write_all(fd, join_lines([payloads[index] for index in share.indexes[share.done :]]))
+            sealed = self._sealed.get(share.path)
+            if sealed is not None:
+                sealed.write(fd, data)
+            else:
+                write_all(fd, data)
         except PartialWrite as partial:
             share.done += partial.complete_lines
             share.error, share.verb = partial.error, "write"
@@ -291,6 +329,9 @@ class FileSink(Sink):
             return fd
         while len(self._open_files) >= self.options.max_open_files:
             self._evict()
+        key = self.sealing_key
+        if self.options.encrypt and key is None:
+            raise OSError(errno.EINVAL, "encrypt: true, but the run has no key")
         # O_APPEND as for a literal path; truncated only the first time in this run, so
         # that a file opened again after it was evicted keeps what this run wrote
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
@@ -298,6 +339,8 @@ class FileSink(Sink):
         if overwrite:
             flags |= os.O_TRUNC
         full = os.path.join(self.base_dir, path)
+        if key is not None and not overwrite:
+            refuse_plain(Path(full))
         while True:
             try:
                 fd = os.open(full, flags, 0o666)
@@ -315,10 +358,13 @@ class FileSink(Sink):
         if overwrite:
             self._truncated.add(path)
         self._open_files[path] = fd
+        if key is not None:
+            self._sealed[path] = SealedWriter(key)  # a new segment for each opening
         return fd
 
     def _evict(self) -> None:
-        _, fd = self._open_files.popitem(last=False)
+        path, fd = self._open_files.popitem(last=False)
+        self._sealed.pop(path, None)
         with contextlib.suppress(OSError):
             os.close(fd)
 
@@ -343,10 +389,8 @@ def create(config: ConsumerConfig, base_dir: Path) -> Sink:
 
 KIND = SinkKind(
     name="file",
-    keys=("file", "mode", "max_open_files", "rotate_bytes", "rotate_keep"),
-    later={
-        "fields": "fields (subscribe policy)",
-    },
+    keys=("file", "mode", "max_open_files", "rotate_bytes", "rotate_keep", "encrypt"),
+    later={},
     parse_options=parse_options,
     create=create,
 )

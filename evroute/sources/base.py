@@ -9,11 +9,14 @@ import stat
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from evroute.errors import InputError
 from evroute.fileio import printable
 from evroute.sources.lines import LineSplitter
+
+if TYPE_CHECKING:
+    from evroute.publish import PublishPolicy
 
 CHUNK_BYTES = 256 << 10
 
@@ -26,6 +29,7 @@ class Source:
         self.path = path
         self.size: int | None = None
         self.position = 0  # bytes consumed from the underlying file, for progress
+        self.publish: PublishPolicy | None = None  # None: it may publish any source
 
     def chunks(self, wakeup_fd: int | None) -> Iterator[bytes]:
         raise NotImplementedError

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evroute.crypto import Key
 from evroute.deadletter import RAW_LIMIT
 from evroute.errors import InputError
 from evroute.expr import ExpressionError
 from evroute.router import Malformed, encode, parse_event
 from evroute.sources.base import Source, open_sources
 from evroute.sources.lines import LineBatch, LineSplitter, OversizeLine
+from evroute.sources.sealed import unseal
 
 # The reasons DESIGN.md names for dead letters.
 REASONS = (
@@ -186,12 +188,20 @@ class DeadLetterSource(Source):
 
 
 def dead_letter_opener(
-    selection: Selection, warn: Callable[[str], None], written: Path | None
+    selection: Selection,
+    warn: Callable[[str], None],
+    written: Path | None,
+    key: Key | None = None,
 ) -> Callable[[list[str]], list[Source]]:
-    """Opens inputs as dead letter files; `written` is the run's own dead letter file."""
+    """Opens inputs as dead letter files; `written` is the run's own dead letter file;
+    sealed files are read with `key`, the config's."""
 
     def open_dead_letters(names: list[str]) -> list[Source]:
-        files = open_sources(names)
+        files = unseal(
+            open_sources(names),
+            key,
+            "the config needs the encrypt: section (and its key) that wrote it",
+        )
         sources: list[Source] = [DeadLetterSource(file, selection, warn) for file in files]
         for source in sources:
             if written is None or not written.exists():

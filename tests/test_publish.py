@@ -1,0 +1,107 @@
+"""Publish policy as a library: who may publish which event sources."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from evroute.config.model import Config, InputConfig
+from evroute.publish import CACHE_LIMIT, PublishPolicies, PublishPolicy
+from evroute.sources.producers import Handoff
+
+
+def test_exact_sources_and_globs() -> None:
+    policy = PublishPolicy("orders", ("com.shop.orders", "com.shop.pay.*", "x?"))
+    assert policy.refusal("com.shop.orders") is None
+    assert policy.refusal("com.shop.pay.card") is None
+    assert policy.refusal("xy") is None
+    refused = policy.refusal("com.shop.ordersX")
+    assert refused == (
+        "producer orders: it may not publish source 'com.shop.ordersX'"
+        " (publish: com.shop.orders, com.shop.pay.*, x?)"
+    )
+    assert policy.refusal("com.shop.pay") is not None  # the glob needs the dot and more
+
+
+@pytest.mark.parametrize("source", [None, 5, ["com.shop.orders"], {"a": 1}, True])
+def test_a_source_that_is_no_string_is_refused(source: object) -> None:
+    refused = PublishPolicy("orders", ("*",)).refusal(source)
+    assert refused is not None
+    assert "the event has" in refused
+
+
+def test_an_empty_list_publishes_nothing() -> None:
+    assert PublishPolicy("quiet", ()).refusal("anything") is not None
+
+
+def test_judgements_are_cached_within_bounds() -> None:
+    policy = PublishPolicy("p", ("a*",))
+    for n in range(CACHE_LIMIT + 100):
+        assert (policy.refusal(f"a{n}") is None) and (policy.refusal(f"b{n}") is not None)
+    assert len(policy._judged) == CACHE_LIMIT
+
+
+def config(tmp_path: Path, *inputs: InputConfig) -> Config:
+    return Config(path=tmp_path / "c.yaml", base_dir=tmp_path, inputs=list(inputs))
+
+
+def test_without_any_list_nothing_is_checked(tmp_path: Path) -> None:
+    policies = PublishPolicies(config(tmp_path, InputConfig("a", "stdin")))
+    assert policies.of_input("x.jsonl", tmp_path / "x.jsonl") is None
+    assert policies.of_producer(InputConfig("a", "stdin")) is None
+
+
+def test_deny_by_default_once_any_producer_has_a_list(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jsonl").write_text("")
+    (tmp_path / "b.jsonl").write_text("")
+    files = InputConfig("files", "file", pattern="in/*.jsonl", publish=("shop",))
+    terminal = InputConfig("terminal", "stdin")
+    policies = PublishPolicies(config(tmp_path, files, terminal))
+    matched = policies.of_input("in/a.jsonl", tmp_path / "in" / "a.jsonl")
+    assert matched is not None and matched.refusal("shop") is None
+    stranger = policies.of_input("b.jsonl", tmp_path / "b.jsonl")
+    assert stranger is not None
+    assert "matches no producer" in (stranger.refusal("shop") or "")
+    stdin = policies.of_input("-", None)
+    assert stdin is not None
+    assert "producer terminal has no publish list" in (stdin.refusal("shop") or "")
+
+
+def test_handoff_bounds_givers_and_wakes_the_taker() -> None:
+    handoff = Handoff(capacity=2)
+    given: list[int] = []
+
+    def give() -> None:
+        for n in range(5):
+            assert handoff.put(f"item {n}")
+            given.append(n)
+
+    thread = threading.Thread(target=give)
+    thread.start()
+    taken: list[object] = []
+    while len(taken) < 5:
+        items = handoff.take(None)
+        assert items is not None
+        assert len(items) <= 2  # never more than its capacity waits
+        taken.extend(items)
+    thread.join(5)
+    assert taken == [f"item {n}" for n in range(5)]
+    handoff.close()
+    assert handoff.put("late") is False
+
+
+def test_handoff_take_returns_none_on_the_wakeup_pipe() -> None:
+    import os
+
+    handoff = Handoff()
+    read, write = os.pipe()
+    try:
+        os.write(write, b"!")
+        assert handoff.take(read) is None
+    finally:
+        handoff.close()
+        os.close(read)
+        os.close(write)
