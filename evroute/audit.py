@@ -205,21 +205,36 @@ def read_records(
     """(file, line, record) of each record the query selects, oldest first."""
     from evroute.crypto import read_lines
 
+    if path.is_dir():
+        raise AuditReadError(f"{path}: is a folder; name the audit log (the config's audit:)")
     files = log_files(path)
     if not files:
         raise AuditReadError(f"{path}: no such audit log")
     for file in files:
-        for number, line in enumerate(read_lines(file, key), 1):
-            if not line.strip():
-                continue
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as error:
-                raise AuditReadError(f"{file}:{number}: not an audit record: {error}") from None
-            if type(record) is not dict:
-                raise AuditReadError(f"{file}:{number}: not an audit record")
-            if query.selects(record):
-                yield file, number, record
+        try:
+            for number, line in enumerate(read_lines(file, key), 1):
+                if not line.strip():
+                    continue
+                record = _record(file, number, line)
+                if query.selects(record):
+                    yield file, number, record
+        except OSError as error:
+            raise AuditReadError(f"{file}: cannot read: {error.strerror or error}") from None
+
+
+def _record(file: Path, number: int, line: bytes) -> dict[str, Any]:
+    """An audit record; AuditReadError, with where, for a line that is none (a dead
+    letter file or an events file given by mistake)."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        raise AuditReadError(f"{file}:{number}: not an audit record: {error}") from None
+    if type(record) is not dict or record.get("outcome") not in OUTCOMES:
+        raise AuditReadError(
+            f"{file}:{number}: not an audit record (it has no audit outcome); is this the"
+            " config's audit: file?"
+        )
+    return record
 
 
 def parcel_entries(

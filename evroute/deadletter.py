@@ -32,6 +32,25 @@ class Letter(NamedTuple):
     total_bytes: int | None = None  # the full length, when `data` is only the start
 
 
+def check_kept_file(path: Path, key: Key | None) -> None:
+    """OSError now, before any event is routed, when a file evroute keeps could not be
+    created (it is created at its first line), or when sealed lines would be appended
+    to plain text."""
+    if key is not None:
+        refuse_plain(path)
+    if path.exists():
+        if path.is_dir():
+            raise IsADirectoryError(21, "Is a directory", str(path))
+        if not os.access(path, os.W_OK):
+            raise PermissionError(13, "Permission denied", str(path))
+        return
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise NotADirectoryError(20, "Not a directory", str(parent))
+    if parent is not None and not os.access(parent, os.W_OK):
+        raise PermissionError(13, "Permission denied", str(path))
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -73,13 +92,8 @@ class DeadLetters:
     def check_writable(self) -> None:
         """Fail early when the file could not be created (it is created at the first
         letter), or when sealed letters would be appended to plain text."""
-        if self.path is not None and self.key is not None:
-            refuse_plain(self.path)
-        if self.path is None or self.path.exists():
-            return
-        parent = next((p for p in self.path.parents if p.exists()), None)
-        if parent is not None and not os.access(parent, os.W_OK):
-            raise PermissionError(13, "Permission denied", str(self.path))
+        if self.path is not None:
+            check_kept_file(self.path, self.key)
 
     def add(
         self,

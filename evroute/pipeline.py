@@ -17,10 +17,10 @@ from types import FrameType
 from typing import Any
 
 from evroute.audit import AuditLog
-from evroute.buffer import ConsumerQueue, Parcel
+from evroute.buffer import WAIT_SLICE_S, ConsumerQueue, Parcel
 from evroute.config.model import Config
 from evroute.crypto import Key, load_config_key
-from evroute.deadletter import DeadLetters, undelivered
+from evroute.deadletter import DeadLetters, check_kept_file, undelivered
 from evroute.delivery import ConsumerWorker
 from evroute.errors import EvrouteError, InputError
 from evroute.publish import PublishPolicies, PublishPolicy
@@ -30,7 +30,13 @@ from evroute.sources import OversizeLine, Source, open_sources
 from evroute.sources.base import FdSource
 from evroute.sources.lines import LineBatch
 from evroute.sources.pacing import Pacer
-from evroute.sources.producers import Handoff, Producer, open_producers
+from evroute.sources.producers import (
+    CommandSource,
+    Handoff,
+    HandoffItem,
+    Producer,
+    open_producers,
+)
 from evroute.sources.sealed import SealedSource, is_sealed
 from evroute.stats import ConsumerStats, RunStats
 
@@ -188,6 +194,13 @@ class Pipeline:
                 raise EvrouteError(
                     f"cannot write the dead letter file {self.config.dead_letter}: {error.strerror}"
                 ) from None
+            if self.config.audit is not None:
+                try:
+                    check_kept_file(self.config.audit, self.key)
+                except OSError as error:
+                    raise EvrouteError(
+                        f"cannot write the audit log {self.config.audit}: {error.strerror}"
+                    ) from None
             if self.options.handle_signals and (
                 threading.current_thread() is threading.main_thread()
             ):
@@ -245,9 +258,7 @@ class Pipeline:
             sources = self._unseal(sources)
         policies = PublishPolicies(self.config)
         for source in sources:
-            source.publish = policies.of_input(
-                source.name, None if source.name == "-" and source.path is None else source.path
-            )
+            source.publish = policies.of_input(source.name, input_identity(source))
         return [Producer("", sources)]
 
     def _unseal(self, sources: list[Source]) -> list[Source]:
@@ -275,6 +286,7 @@ class Pipeline:
         outputs: dict[tuple[int, int], str] = {}
         named = [(w.sink.output_path(), f"consumer {w.sink.name!r}") for w in self.workers]
         named.append((self.config.dead_letter, "the dead letters"))
+        named.append((self.config.audit, "the audit log"))
         for path, writer in named:
             if path is not None and path.exists():
                 info = path.stat()
@@ -339,13 +351,21 @@ class Pipeline:
         handoff = Handoff()
         max_bytes = self.config.max_event_bytes
         wakeup = self._wakeup_read
+        for producer in producers:
+            for source in producer.sources:
+                if isinstance(source, CommandSource):
+                    source.stats = self.stats.input(source.name)
 
         def produce(producer: Producer) -> None:
             try:
                 for source in producer.sources:
                     splitter = source.line_splitter(max_bytes)
+                    read = 0
                     for chunk in source.chunks(wakeup):
-                        if not handoff.put((source, splitter.feed(chunk), len(chunk))):
+                        # what the input sent: a command's cut-off line gets a newline
+                        # of evroute's making, which is no byte of the input's
+                        size, read = source.position - read, source.position
+                        if not handoff.put((source, splitter.feed(chunk), size)):
                             return
                     if not handoff.put((source, splitter.finish(), 0)):
                         return
@@ -356,6 +376,20 @@ class Pipeline:
             finally:
                 handoff.put(None)
 
+        def route(items: list[HandoffItem]) -> int:
+            """Route what the producers gave; how many of them ended."""
+            ended = 0
+            for item in items:
+                if item is None:
+                    ended += 1
+                elif isinstance(item, str):
+                    errors.append(item)
+                else:
+                    source, batch, size = item
+                    self.stats.input(source.name).bytes += size
+                    self._route(source.name, batch, lambda routed: None, source.publish)
+            return ended
+
         threads = [
             threading.Thread(target=produce, args=(p,), name=f"input-{p.name}", daemon=True)
             for p in producers
@@ -365,21 +399,16 @@ class Pipeline:
         errors: list[str] = []
         running = len(threads)
         try:
-            while running:
-                items = handoff.take(wakeup)
+            # a quiet producer must not keep a run whose consumers have all gone: so the
+            # wait is cut into slices (a few wakeups a second, as DESIGN allows)
+            while running and not self._should_stop_reading():
+                items = handoff.take(wakeup, timeout=WAIT_SLICE_S)
                 if items is None:
                     break
-                for item in items:
-                    if item is None:
-                        running -= 1
-                    elif isinstance(item, str):
-                        errors.append(item)
-                    else:
-                        source, batch, size = item
-                        self.stats.input(source.name).bytes += size
-                        self._route(source.name, batch, lambda routed: None, source.publish)
-                if self._should_stop_reading():
-                    break
+                running -= route(items)
+            if not self.stop_now:
+                # lines a producer had read when reading stopped: routed, not lost
+                route(handoff.take_ready())
         finally:
             handoff.close()
             for producer in producers:
@@ -472,6 +501,18 @@ class Pipeline:
                 if remaining <= 0:
                     return
                 worker.thread.join(min(remaining, 0.1))
+
+
+def input_identity(source: Source) -> tuple[int, int] | None:
+    """(device, inode) of the file an input reads; None for stdin."""
+    if source.name == "-" and source.path is None:
+        return None
+    identity = source.identity()
+    if identity is None and source.path is not None:  # a FIFO, say
+        with contextlib.suppress(OSError):
+            info = os.stat(source.path)
+            identity = (info.st_dev, info.st_ino)
+    return identity if identity is not None else (-1, -1)
 
 
 def run(config: Config, options: RunOptions) -> RunResult:

@@ -78,11 +78,12 @@ class PublishPolicies:
             )
         return PublishPolicy(producer.name, producer.publish)
 
-    def of_input(self, name: str, path: Path | None) -> PublishPolicy | None:
-        """The policy of an input named on the command line (`path` None for stdin)."""
+    def of_input(self, name: str, identity: tuple[int, int] | None) -> PublishPolicy | None:
+        """The policy of an input named on the command line: the file it is, as
+        (device, inode), matched against the files the globs name; None for stdin."""
         if not self.enforced:
             return None
-        producer = self._producer_of(path)
+        producer = self._producer_of(identity)
         if producer is not None:
             return self.of_producer(producer)
         return PublishPolicy(
@@ -92,14 +93,25 @@ class PublishPolicies:
             " there have publish lists (deny by default)",
         )
 
-    def _producer_of(self, path: Path | None) -> InputConfig | None:
-        if path is None:
+    def _producer_of(self, identity: tuple[int, int] | None) -> InputConfig | None:
+        if identity is None:
             return next((p for p in self.config.inputs if p.kind == "stdin"), None)
-        wanted = os.path.abspath(path)
+        # by the file itself, not its name: `link/../x` or a symlinked folder must get
+        # the policy of the file they open, whatever their text looks like
         for producer in self.config.inputs:
             if producer.kind != "file" or producer.pattern is None:
                 continue
-            pattern = os.path.abspath(self.config.base_dir / producer.pattern)
-            if wanted in (os.path.abspath(m) for m in glob.iglob(pattern, recursive=True)):
-                return producer
+            for match in glob_files(self.config.base_dir, producer.pattern):
+                try:
+                    info = os.stat(match)
+                except OSError:
+                    continue
+                if (info.st_dev, info.st_ino) == identity:
+                    return producer
         return None
+
+
+def glob_files(base_dir: Path, pattern: str) -> list[str]:
+    """The paths a producer's glob names, relative to the config's folder (whose own
+    name may hold glob characters: they are taken literally), sorted."""
+    return sorted(glob.glob(os.path.join(glob.escape(str(base_dir)), pattern), recursive=True))

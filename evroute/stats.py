@@ -15,6 +15,11 @@ class InputStats:
     malformed: int = 0
     bytes: int = 0
     denied: int = 0  # events its producer may not publish (publish policy)
+    restarts: int = 0  # of a command producer
+
+
+# what the stats' `input` sums over the inputs; `inputs` has every count of each
+TOTALS = ("events", "malformed", "bytes")
 
 
 @dataclass
@@ -79,7 +84,7 @@ class RunStats:
         return {
             "evroute": __version__,
             "elapsed_s": round(self.elapsed, 6),
-            "input": {key: value for key, value in asdict(self.total).items() if key != "denied"},
+            "input": {key: value for key, value in asdict(self.total).items() if key in TOTALS},
             # copies: a report during the run may meet an input being added
             "inputs": {name: asdict(s) for name, s in list(self.inputs.items())},
             "routes": {name: asdict(s) for name, s in list(self.routes.items())},

@@ -611,13 +611,6 @@ def test_a_sealed_audit_log_is_read_with_its_key(
     assert "the file was changed or the key is wrong" in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: evroute/config/check.py (the writers check, near 'if dead_letter is not None"
-    " and dead_letter_node is not None') compares the dead letter file with the consumers'"
-    " files but not the audit log: audit: out.jsonl beside a consumer writing out.jsonl is"
-    " valid, and the run interleaves audit records with the consumer's events",
-)
 def test_validate_refuses_an_audit_log_a_consumer_writes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -634,13 +627,6 @@ def test_validate_refuses_an_audit_log_a_consumer_writes(
     assert "audit" in capsys.readouterr().out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Pipeline._refuse_outputs_as_inputs (evroute/pipeline.py:273-277) refuses"
-    " consumer outputs and the dead letter file as inputs but not the audit log:"
-    " `evroute run CONFIG AUDIT_LOG` reads its own records as they are written, without"
-    " end (1.1M lines in 5 s)",
-)
 def test_the_audit_log_cannot_be_an_input(tmp_path: Path) -> None:
     config = write_config(
         tmp_path,
@@ -658,14 +644,6 @@ def test_the_audit_log_cannot_be_an_input(tmp_path: Path) -> None:
     assert "cannot be an input" in result.stderr.decode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the audit log is first opened at its first record (evroute/audit.py"
-    " AuditLog, RotatingFile) and nothing checks it before routing starts"
-    " (evroute/pipeline.py run() checks only the dead letter file): with an audit path"
-    " that cannot be written, every event is routed and delivered unaudited, and only"
-    " then does the run fail",
-)
 def test_an_audit_log_that_cannot_be_written_stops_the_run_before_routing(
     tmp_path: Path,
 ) -> None:
@@ -686,12 +664,6 @@ def test_an_audit_log_that_cannot_be_written_stops_the_run_before_routing(
     assert not out.exists() or out.read_bytes() == b""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: evroute/audit.py:212 read_records lets the OSError of opening a log that"
-    " is a folder (or unreadable) escape: `evroute audit DIR` ends in a traceback"
-    " (IsADirectoryError) instead of an error message and exit 1",
-)
 def test_audit_of_a_folder_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -700,13 +672,6 @@ def test_audit_of_a_folder_is_a_clear_error(
     assert str(tmp_path) in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: evroute/audit.py:219 takes any JSON object for an audit record: given the"
-    " dead letter file (or an events file) by mistake, `evroute audit` exits 0 and shows"
-    " rows of 'None' outcomes; a line without an audit record's outcome should be"
-    " 'FILE:LINE: not an audit record', exit 1",
-)
 def test_audit_of_a_file_that_is_no_audit_log_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

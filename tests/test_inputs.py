@@ -213,12 +213,6 @@ def test_a_failing_command_producer_is_restarted_and_its_lines_numbered_on(
     assert stats["inputs"]["flaky"]["events"] == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: CommandSource.restarts (evroute/sources/producers.py:61,112) is counted but"
-    " never reported: stats inputs.NAME has no restarts, though DESIGN.md says inputs"
-    " carry 'what is particular to its kind' and consumers report theirs",
-)
 def test_a_command_producer_reports_its_restarts_in_the_stats(tmp_path: Path) -> None:
     config = write_config(
         tmp_path,
@@ -343,12 +337,6 @@ def test_a_line_cut_off_by_a_crash_is_malformed_and_the_next_run_starts_clean(
     assert stats["inputs"]["crashy"]["events"] == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the newline CommandSource.chunks adds after a cut-off line"
-    " (evroute/sources/producers.py:90) is counted in the input's bytes"
-    " (evroute/pipeline.py:379 adds len(chunk)): 45 bytes for the 44 the command wrote",
-)
 def test_the_bytes_of_a_command_producer_are_what_it_wrote(tmp_path: Path) -> None:
     config = crashy_config(tmp_path)
     result = run(["run", str(config), "--stats", "off", "--stats-json", "stats.json"], tmp_path)
@@ -591,13 +579,6 @@ def test_publish_policy_of_inputs_named_on_the_command_line(policy_dir: Path) ->
     assert stats["inputs"][stray]["denied"] == 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: evroute/publish.py:98-103 matches an input named on the command line to"
-    " the producers' globs by its path as spelled (os.path.abspath), not by the file: the"
-    " same file named through a symlinked folder matches no producer and every event of"
-    " it is denied (compare os.path.realpath or (st_dev, st_ino))",
-)
 def test_a_file_named_through_a_symlink_gets_its_producers_policy(policy_dir: Path) -> None:
     work = policy_dir.parent / "work"
     (work / "link").symlink_to(policy_dir / "data")

@@ -213,7 +213,7 @@ def test_a_literal_file_a_template_could_name_is_a_warning(tmp_path: Path) -> No
     assert config is not None
     assert [(i[0], i[3]) for i in issues] == [("warning", "consumers.a.file")] * 2
     assert "'out/all.jsonl', which consumer 'b' writes" in issues[0][4]
-    assert "'out/dead.jsonl', which the dead letters go to" in issues[1][4]
+    assert "'out/dead.jsonl', which the dead letter file writes" in issues[1][4]
 
 
 def test_literal_files_a_template_cannot_name_are_fine(tmp_path: Path) -> None:

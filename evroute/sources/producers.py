@@ -4,7 +4,6 @@ is read as events, restarted with backoff like command consumers."""
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import select
 import subprocess
@@ -18,12 +17,13 @@ from typing import TypeAlias
 
 from evroute.config.model import Config, InputConfig
 from evroute.errors import InputError
-from evroute.publish import PublishPolicies
+from evroute.publish import PublishPolicies, glob_files
 from evroute.sinks.base import LINGER_S, backoff_delay
 from evroute.sinks.command import RestartPolicy
 from evroute.sinks.process import NEW_GROUP, STDERR, PrefixedLines, describe_status, signal_group
 from evroute.sources.base import CHUNK_BYTES, FdSource, Source, open_sources
 from evroute.sources.lines import LineBatch
+from evroute.stats import InputStats
 
 # What producers hand the router: a batch of a source (and the bytes it came from), an
 # error, or None for a producer's end.
@@ -58,21 +58,41 @@ class CommandSource(Source):
         self.cwd = cwd
         self.restart = restart
         self.warn = warn
-        self.restarts = 0
+        self.stats: InputStats | None = None  # its restarts are counted there
         self._process: subprocess.Popen[bytes] | None = None
+        # close() from another thread: a byte down this pipe wakes the reading thread,
+        # which stops the command itself (one thread owns the process and its pipe)
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._stop_read: int | None
+        self._stop_write: int | None
+        self._stop_read, self._stop_write = os.pipe()
 
     def chunks(self, wakeup_fd: int | None) -> Iterator[bytes]:
+        try:
+            yield from self._runs(wakeup_fd)
+        finally:
+            with self._lock:
+                for fd in (self._stop_read, self._stop_write):
+                    if fd is not None:
+                        os.close(fd)
+                self._stop_read = self._stop_write = None
+            if self._process is not None:
+                self._stop(self._process)
+
+    def _runs(self, wakeup_fd: int | None) -> Iterator[bytes]:
+        assert self._stop_read is not None
+        stops = [self._stop_read] if wakeup_fd is None else [self._stop_read, wakeup_fd]
         failures = 0
-        while True:
+        while not self._stopping:
             process = self._start()
             started = time.monotonic()
             produced = False
             last = b"\n"
             assert process.stdout is not None
             fd = process.stdout.fileno()
-            watched = [fd] if wakeup_fd is None else [fd, wakeup_fd]
             while True:
-                ready, _, _ = select.select(watched, [], [])
+                ready, _, _ = select.select([fd, *stops], [], [])
                 if fd not in ready:  # evroute is stopping
                     self._stop(process)
                     return
@@ -87,11 +107,13 @@ class CommandSource(Source):
                 self.position += len(chunk)
                 yield chunk
             if not last.endswith(b"\n"):
-                yield b"\n"  # the cut-off line is a line of its own, not the next run's start
+                # the cut-off line is a line of its own, not glued to the next run's
+                # first; not counted in `position`: the input never sent it
+                yield b"\n"
             status = process.wait()
             process.stdout.close()
             self._process = None
-            if status == 0:
+            if status == 0 or self._stopping:
                 return
             healthy = produced or time.monotonic() - started >= HEALTHY_RUN_S
             failures = 1 if healthy else failures + 1
@@ -105,11 +127,10 @@ class CommandSource(Source):
             self.warn(
                 f"input {self.name}: the command ended ({ended}); starting it again in {delay:.1f}s"
             )
-            if wakeup_fd is not None and select.select([wakeup_fd], [], [], delay)[0]:
+            if select.select(stops, [], [], delay)[0]:
                 return
-            if wakeup_fd is None:
-                time.sleep(delay)
-            self.restarts += 1
+            if self.stats is not None:
+                self.stats.restarts += 1
 
     def _start(self) -> subprocess.Popen[bytes]:
         try:
@@ -150,8 +171,11 @@ class CommandSource(Source):
         self._process = None
 
     def close(self) -> None:
-        if self._process is not None:
-            self._stop(self._process)
+        """Stop reading: the thread reading the command stops it (SIGTERM, then SIGKILL)."""
+        with self._lock:
+            if self._stop_write is not None and not self._stopping:
+                os.write(self._stop_write, b"!")
+            self._stopping = True
 
 
 def open_producers(config: Config, warn: Callable[[str], None]) -> list[Producer]:
@@ -184,7 +208,7 @@ def _sources(entry: InputConfig, config: Config, warn: Callable[[str], None]) ->
         assert entry.argv is not None
         return [CommandSource(entry.name, entry.argv, config.base_dir, entry.restart, warn)]
     assert entry.pattern is not None
-    matches = sorted(glob.glob(str(config.base_dir / entry.pattern), recursive=True))
+    matches = glob_files(config.base_dir, entry.pattern)
     files = [m for m in matches if not os.path.isdir(m)]
     if not files:
         raise InputError(f"input {entry.name}: {entry.pattern!r} matches no file")
@@ -211,7 +235,7 @@ class Handoff:
         """Give an item, waiting for room; False once the taker has closed."""
         with self._lock:
             # the end of a producer (None) or its error always gets in
-            while len(self._items) >= self.capacity and not self._closed and item is not None:
+            while len(self._items) >= self.capacity and not self._closed and type(item) is tuple:
                 self._lock.wait()
             if self._closed:
                 return False
@@ -220,20 +244,28 @@ class Handoff:
             os.write(self._write_fd, b".")
         return True
 
-    def take(self, wakeup_fd: int | None) -> list[HandoffItem] | None:
-        """Everything given so far, waiting for something; None when woken to stop."""
+    def take(self, wakeup_fd: int | None, timeout: float | None = None) -> list[HandoffItem] | None:
+        """Everything given so far, waiting for something (at most `timeout`: then []);
+        None when woken to stop."""
         watched = [self._read_fd] if wakeup_fd is None else [self._read_fd, wakeup_fd]
         while True:
-            with self._lock:
-                if self._items:
-                    items = list(self._items)
-                    self._items.clear()
-                    self._lock.notify_all()
-                    return items
-            ready, _, _ = select.select(watched, [], [])
+            items = self.take_ready()
+            if items:
+                return items
+            ready, _, _ = select.select(watched, [], [], timeout)
             if wakeup_fd is not None and wakeup_fd in ready:
                 return None
+            if not ready:
+                return []
             os.read(self._read_fd, 65536)
+
+    def take_ready(self) -> list[HandoffItem]:
+        """What was given so far, without waiting."""
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+            self._lock.notify_all()
+            return items
 
     def close(self) -> None:
         with self._lock:
