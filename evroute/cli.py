@@ -28,6 +28,7 @@ from evroute.explain import as_json as explain_json
 from evroute.explain import dumps as explain_dumps
 from evroute.explain import explain_input
 from evroute.live import REFRESH_S, LiveDisplay
+from evroute.publish import PublishPolicies
 from evroute.router import Tap
 from evroute.samples import check_samples
 from evroute.sinks.process import STDERR
@@ -410,7 +411,7 @@ def keygen() -> None:
     \b
     Example:
       export EVROUTE_KEY=$(evroute keygen)
-      evroute keygen > evroute.key && chmod 600 evroute.key
+      (umask 077 && evroute keygen > evroute.key)   # readable by you alone from the start
     """
     sys.stdout.write(crypto.Key.generate() + "\n")
     raise typer.Exit(ExitCode.OK)
@@ -750,6 +751,8 @@ def route_events(
     if stats_every is not None and stats_json is not None:  # after the usage errors: it
         options.watchers.append((stats_every, stats_appender(stats_json, warn)))  # empties
     if redrive is not None:
+        if PublishPolicies(config).enforced:
+            redrive = dataclasses.replace(redrive, redrive_denied=False)
         options.open_inputs = dead_letter_opener(
             redrive, warn, config.dead_letter, crypto.load_config_key(config)
         )

@@ -158,6 +158,35 @@ def sealed_end(fd: int, size: int) -> int:
     return position
 
 
+def opens_last_segment(fd: int, key: Key) -> bool:
+    """Whether `key` opens the first record of the file's last segment (True when that
+    segment has no record yet): appending under another key would leave a file that no
+    one key reads."""
+    size = os.fstat(fd).st_size
+    position, last_header = 0, -1
+    while position + LENGTH.size <= size:
+        head = os.pread(fd, LENGTH.size, position)
+        if head == MAGIC[: LENGTH.size]:
+            last_header = position
+            position += HEADER_BYTES
+        else:
+            position += LENGTH.size + LENGTH.unpack(head)[0]
+    if last_header < 0:
+        return True
+    start = last_header + HEADER_BYTES
+    head = os.pread(fd, LENGTH.size, start)
+    if len(head) < LENGTH.size or head == MAGIC[: LENGTH.size]:
+        return True
+    ciphertext = os.pread(fd, LENGTH.unpack(head)[0], start + LENGTH.size)
+    salt = os.pread(fd, SALT_BYTES, last_header + len(MAGIC))
+    nonce, associated = _index(0)
+    try:
+        key.segment_cipher(salt).decrypt(nonce, ciphertext, associated)
+    except (InvalidTag, ValueError):
+        return False
+    return True
+
+
 def key_file_warning(path: Path) -> str | None:
     """What is unsafe about where the key file is kept: readable by others."""
     try:

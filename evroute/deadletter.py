@@ -37,7 +37,7 @@ def check_kept_file(path: Path, key: Key | None) -> None:
     created (it is created at its first line), or when sealed lines would be appended
     to plain text."""
     if key is not None:
-        refuse_plain(path)
+        refuse_plain(path, key)
     if path.exists():
         if path.is_dir():
             raise IsADirectoryError(21, "Is a directory", str(path))

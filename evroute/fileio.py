@@ -10,7 +10,7 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from evroute.crypto import MAGIC, Key, Sealer, sealed, sealed_end
+from evroute.crypto import MAGIC, Key, Sealer, opens_last_segment, sealed, sealed_end
 
 
 class PartialWrite(Exception):
@@ -117,23 +117,32 @@ def _is_regular(fd: int) -> bool:
     return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
-def refuse_plain(path: Path) -> None:
-    """Sealed records are never appended to a file of plain text, which would mix both:
-    OSError (EINVAL) saying so."""
+def refuse_plain(path: Path, key: Key | None = None) -> None:
+    """Sealed records are never appended to a file of plain text, which would mix both,
+    nor to one sealed with another key than `key`: OSError (EINVAL) saying so."""
     try:
         if not path.is_file():
             return  # a FIFO (opening it to read would wait for a writer), or not there
         with path.open("rb") as stream:
             start = stream.read(len(MAGIC))
-    except OSError:
+            if start and not sealed(start):
+                raise OSError(
+                    errno.EINVAL,
+                    "it holds plain text, and encrypted records cannot be appended to it;"
+                    " move it aside (or decrypt the rest with evroute decrypt)",
+                    str(path),
+                )
+            if start and key is not None and not opens_last_segment(stream.fileno(), key):
+                raise OSError(
+                    errno.EINVAL,
+                    "it was encrypted with another key than this run's, and one file must"
+                    " be read with one key; move it aside",
+                    str(path),
+                )
+    except OSError as error:
+        if error.errno == errno.EINVAL:
+            raise
         return  # not readable: opening it for writing will tell
-    if start and not sealed(start):
-        raise OSError(
-            errno.EINVAL,
-            "it holds plain text, and encrypted records cannot be appended to it;"
-            " move it aside (or decrypt the rest with evroute decrypt)",
-            str(path),
-        )
 
 
 class RotatingFile:
@@ -228,7 +237,7 @@ class RotatingFile:
 
     def _open_file(self) -> int:
         if self._sealed is not None:
-            refuse_plain(self.path)
+            refuse_plain(self.path, self._sealed.key)
             self._sealed.restart()
         return self._open(self.path)
 

@@ -253,9 +253,11 @@ class Pipeline:
         opener = self.options.open_inputs
         if opener is None and not names and self.config.inputs:
             return open_producers(self.config, self.options.warn)
-        sources = (opener or open_sources)(names)
-        if opener is None:
-            sources = self._unseal(sources)
+        if opener is not None:
+            # a redrive or an archive: events that passed the publish policy once (a
+            # redrive leaves denied ones out), from files evroute wrote itself
+            return [Producer("", opener(names))]
+        sources = self._unseal(open_sources(names))
         policies = PublishPolicies(self.config)
         for source in sources:
             source.publish = policies.of_input(source.name, input_identity(source))

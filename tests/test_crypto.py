@@ -588,7 +588,7 @@ def test_a_sealed_dead_letter_file_is_redriven(tmp_path: Path) -> None:
         encrypt: {key_env: EVROUTE_KEY}
         dead_letter: dead/letters.jsonl
         consumers:
-          fussy: {command: [sh, -c, "exit 1"], restart: {max: 0}}
+          fussy: {command: [./no-such-command], restart: {max: 0}}  # fails, surely
           out: {file: out.jsonl}
         routes:
           - {name: fussy, to: fussy}

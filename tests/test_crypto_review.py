@@ -12,6 +12,8 @@ import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
+
 from evroute.archive import GZIP_WBITS, IndexEntry, archive_line, segment_name
 from evroute.crypto import Key, Sealer, Tampered, read_lines
 from evroute.deadletter import DeadLetters, Letter
@@ -171,3 +173,19 @@ def test_a_key_given_to_key_env_on_the_command_line_is_never_printed(tmp_path: P
     result = evroute("decrypt", str(path), "--key-env", TEXT_KEY, cwd=tmp_path)
     assert result.returncode == 1
     assert TEXT_KEY.encode() not in result.stderr + result.stdout
+
+
+def test_a_file_sealed_with_another_key_is_not_appended_to(tmp_path: Path) -> None:
+    path = tmp_path / "letters.jsonl"
+    first = DeadLetters(path, None, KEY)
+    first.add("malformed", "bad json", [letter("first", 1)])
+    first.close()
+    other = Key.from_text(Key.generate(), "another key")
+    with pytest.raises(OSError, match="encrypted with another key"):
+        DeadLetters(path, None, other).check_writable()
+    # the same key goes on appending
+    again = DeadLetters(path, None, KEY)
+    again.check_writable()
+    again.add("malformed", "bad json", [letter("again", 2)])
+    again.close()
+    assert len(readable_lines(path)) == 2

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -127,3 +130,47 @@ def test_handoff_take_returns_none_on_the_wakeup_pipe() -> None:
         handoff.close()
         os.close(read)
         os.close(write)
+
+
+def evroute(*args: str, cwd: Path, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "evroute", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_a_redrive_under_a_policy_leaves_denied_letters_out(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jsonl").write_bytes(
+        b'{"source":"shop","n":1}\n{"source":"evil","n":2}\n{"source":"shop","n":3}\n'
+    )
+    config = tmp_path / "routes.yaml"
+    body = (
+        "version: 1\ndead_letter: dead.jsonl\n"
+        "inputs:\n  - {name: files, file: 'in/*.jsonl', publish: [shop]}\n"
+        "consumers:\n  out: {file: out.jsonl}\n"
+        "  fussy: {command: [./no-such-command], restart: {max: 0}}\n"
+        "routes:\n  - {name: all, to: TARGET}\n"
+    )
+    config.write_text(body.replace("TARGET", "fussy"))
+    first = evroute("run", "routes.yaml", "--stats", "off", cwd=tmp_path)
+    assert first.returncode == 3, first.stderr.decode()
+    letters = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert sorted(letter["reason"] for letter in letters) == [
+        "delivery_failed",
+        "delivery_failed",
+        "denied",
+    ]
+    (tmp_path / "dead.jsonl").rename(tmp_path / "redrive.jsonl")
+    config.write_text(body.replace("TARGET", "out"))
+    redrive = evroute(
+        "replay", "routes.yaml", "--dead-letters", "redrive.jsonl", "--stats", "off", cwd=tmp_path
+    )
+    assert redrive.returncode == 0, redrive.stderr.decode()
+    assert (tmp_path / "out.jsonl").read_bytes() == (
+        b'{"source":"shop","n":1}\n{"source":"shop","n":3}\n'
+    )
+    assert "1 dead letter of denied events not replayed" in redrive.stderr.decode()

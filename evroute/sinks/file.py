@@ -183,7 +183,7 @@ class FileSink(Sink):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if key is not None and self.options.mode == "append":
-                refuse_plain(path)
+                refuse_plain(path, key)
             self.fd = os.open(path, flags, 0o666)
             rotation = self.options.rotation
             if rotation is not None or key is not None:
@@ -340,7 +340,7 @@ class FileSink(Sink):
             flags |= os.O_TRUNC
         full = os.path.join(self.base_dir, path)
         if key is not None and not overwrite:
-            refuse_plain(Path(full))
+            refuse_plain(Path(full), key)
         while True:
             try:
                 fd = os.open(full, flags, 0o666)

@@ -48,6 +48,9 @@ class Selection:
 
     reasons: frozenset[str] | None = None
     routes: frozenset[str] | None = None
+    # under a publish policy a redrive goes unchecked, for every letter's event passed
+    # the policy once, but for `denied` ones: those are left out
+    redrive_denied: bool = True
 
     def selects(self, letter: dict[str, Any]) -> bool:
         if self.reasons is not None and letter.get("reason") not in self.reasons:
@@ -78,20 +81,21 @@ class DeadLetterSplitter(LineSplitter):
         self,
         max_event_bytes: int,
         selection: Selection,
-        on_finish: Callable[[Counter[str]], None],
+        on_finish: Callable[[Counter[str], int], None],
     ) -> None:
         super().__init__(max_event_bytes + LETTER_FIELDS_BYTES)
         self.event_limit = max_event_bytes
         self.selection = selection
         self.on_finish = on_finish
         self.without_event: Counter[str] = Counter()  # selected letters with only `raw`, by reason
+        self.denied_left_out = 0
 
     def feed(self, chunk: bytes) -> LineBatch:
         return self._events(super().feed(chunk))
 
     def finish(self) -> LineBatch:
         batch = self._events(super().finish())
-        self.on_finish(self.without_event)
+        self.on_finish(self.without_event, self.denied_left_out)
         return batch
 
     def _events(self, batch: LineBatch) -> LineBatch:
@@ -114,6 +118,9 @@ class DeadLetterSplitter(LineSplitter):
         if "event" not in letter and "raw" not in letter:
             return refused(line, 'not a dead letter: it holds neither "event" nor "raw"')
         if not self.selection.selects(letter):
+            return b""
+        if letter.get("reason") == "denied" and not self.selection.redrive_denied:
+            self.denied_left_out += 1
             return b""
         if "event" not in letter:
             self.without_event[str(letter.get("reason"))] += 1
@@ -176,9 +183,16 @@ class DeadLetterSource(Source):
     def line_splitter(self, max_event_bytes: int) -> LineSplitter:
         return DeadLetterSplitter(max_event_bytes, self.selection, self._report)
 
-    def _report(self, without_event: Counter[str]) -> None:
+    def _report(self, without_event: Counter[str], denied: int) -> None:
         if without_event:
             self.warn(no_event_message(self.name, without_event))
+        if denied:
+            letters = "letter" if denied == 1 else "letters"
+            self.warn(
+                f"{self.name}: {denied:,} dead {letters} of denied events not replayed: under"
+                " the config's publish policy an event goes through only from a producer"
+                " that may publish it; run its input again once its publish list allows it"
+            )
 
     def identity(self) -> tuple[int, int] | None:
         return self.file.identity()
