@@ -9,6 +9,7 @@ known by its `id` field (a string or an integer), else by a hash of its bytes.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -245,11 +246,17 @@ def parcel_entries(
     skipped = set(skip)
     index = 0
     for parcel in parcels:
-        ids = parcel.ids
-        for n, (route, letter) in enumerate(parcel.letters()):
+        originals = parcel.originals if parcel.originals is not None else parcel.payloads
+        routes = itertools.repeat(parcel.route) if isinstance(parcel.route, int) else parcel.route
+        ids: Iterable[bytes | None] = (
+            parcel.ids if parcel.ids is not None else itertools.repeat(None)
+        )
+        names, first, input_name = parcel.routes, parcel.first, parcel.input
+        # repeat() is endless: the positions end the zip
+        events = zip(parcel.positions, routes, originals, ids, strict=False)
+        for position, route, original, known in events:
             if index == limit:
                 return
             if index not in skipped:
-                known = None if ids is None else ids[n]
-                yield letter.input, letter.line, letter.data, True, route, known
+                yield input_name, first + position, original, True, names[route], known
             index += 1

@@ -48,6 +48,11 @@ DEFAULT_ROTATE_BYTES = 64 << 20
 MIN_ROTATE_BYTES = 1024
 
 
+# zlib's fastest level: on event lines, 11% of their size against 8% at the default
+# level 6, for less than half the CPU, which the router shares.
+COMPRESSION_LEVEL = 1
+
+
 @dataclass(frozen=True)
 class ArchiveOptions:
     folder: str  # as written, relative to the config's folder
@@ -86,7 +91,7 @@ class _Segment:
         self.path = path
         self.fd = fd
         self.sealer = sealer  # when the pipeline has a key
-        self.compressor = zlib.compressobj(wbits=GZIP_WBITS)
+        self.compressor = zlib.compressobj(COMPRESSION_LEVEL, wbits=GZIP_WBITS)
         self.plain_bytes = 0
         self.events = 0
         self.first: datetime | None = None
