@@ -379,7 +379,7 @@ def audit_command(
         found = len(selected)
         if found:
             title = f"event {event}" if event is not None else f"audit log {log}"
-            render.render_audit(stdout_console(), selected, title)
+            render.render_audit(stdout_console(), selected, title, show_event=event is None)
     if not found:
         report_error(f"{log}: no audit record matches")
         raise typer.Exit(ExitCode.FAILED)

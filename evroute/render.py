@@ -449,8 +449,11 @@ OUTCOME_STYLES = {
 }
 
 
-def render_audit(console: Console, records: list[dict[str, Any]], title: str) -> None:
-    """Audit records, oldest first, one line each, with a count per outcome under them."""
+def render_audit(
+    console: Console, records: list[dict[str, Any]], title: str, show_event: bool = True
+) -> None:
+    """Audit records, oldest first, one line each, with a count per outcome under them;
+    without the event's id on each when they are all of one event (in the title)."""
     days = {str(record.get("time", ""))[:10] for record in records}
     one_day = len(days) == 1  # then the title has the date, the lines only the time
     console.print(Text(f"{title}, {days.pop()} (UTC)" if one_day else title, style="bold"))
@@ -464,9 +467,10 @@ def render_audit(console: Console, records: list[dict[str, Any]], title: str) ->
             (time[11:] if one_day else time, "dim"),
             "  ",
             (f"{outcome:<13}", OUTCOME_STYLES.get(outcome, "")),
-            "  ",
-            (f"({events} events)" if record.get("event") is None else str(record["event"]), "bold"),
         )
+        if show_event or record.get("event") is None:
+            event = record.get("event")
+            line.append(f"  {event}" if event is not None else f"  ({events} events)", "bold")
         if record.get("input") is not None:
             line.append(f"  {record['input']}:{record.get('line')}")
         for key in ("route", "consumer"):
