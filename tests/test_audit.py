@@ -13,7 +13,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import textwrap
 import time
 from collections import Counter
@@ -22,10 +21,9 @@ from typing import Any
 
 import orjson
 import pytest
+from runs import EVROUTE, read_stats, run_evroute
 
 from evroute.cli import program
-
-EVROUTE = [sys.executable, "-m", "evroute"]
 
 
 def write_config(folder: Path, body: str) -> Path:
@@ -37,25 +35,7 @@ def write_config(folder: Path, body: str) -> Path:
 def run(
     args: list[str], cwd: Path, timeout: float = 50, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    result = subprocess.run(
-        [*EVROUTE, *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        timeout=timeout,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-    assert b"Traceback" not in result.stderr, result.stderr.decode()
-    return result
-
-
-def read_stats(path: Path) -> dict[str, Any]:
-    stats: dict[str, Any] = json.loads(path.read_text())
-    for name, consumer in stats["consumers"].items():
-        assert consumer["enqueued"] == (
-            consumer["delivered"] + consumer["dropped"] + consumer["dead_lettered"]
-        ), name
-    return stats
+    return run_evroute(args, cwd, stdin, timeout)
 
 
 def expected_id(line: bytes) -> str:

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from collections import Counter
@@ -16,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-EVROUTE = [sys.executable, "-m", "evroute"]
+from runs import EVROUTE, read_stats, run_evroute
 
 
 def write_config(folder: Path, body: str, name: str = "routes.yaml") -> Path:
@@ -28,27 +26,9 @@ def write_config(folder: Path, body: str, name: str = "routes.yaml") -> Path:
 
 
 def run(
-    args: list[str], cwd: Path, stdin: bytes | None = b"", timeout: float = 30
+    args: list[str], cwd: Path, timeout: float = 30, stdin: bytes | None = b""
 ) -> subprocess.CompletedProcess[bytes]:
-    result = subprocess.run(
-        [*EVROUTE, *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        timeout=timeout,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-    assert b"Traceback" not in result.stderr, result.stderr.decode()
-    return result
-
-
-def read_stats(path: Path) -> dict[str, Any]:
-    stats: dict[str, Any] = json.loads(path.read_text())
-    for name, consumer in stats["consumers"].items():
-        assert consumer["enqueued"] == (
-            consumer["delivered"] + consumer["dropped"] + consumer["dead_lettered"]
-        ), name
-    return stats
+    return run_evroute(args, cwd, stdin, timeout)
 
 
 def ids(path: Path) -> list[Any]:

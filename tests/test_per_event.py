@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runs import read_stats
 
 from evroute import expr
 from evroute.config.model import ConsumerConfig, QueueSettings
@@ -299,15 +300,6 @@ def write_config(folder: Path, script: str, extra: str = "") -> Path:
         + extra
     )
     return path
-
-
-def read_stats(path: Path) -> dict[str, Any]:
-    stats: dict[str, Any] = json.loads(path.read_text())
-    for name, consumer in stats["consumers"].items():
-        assert consumer["enqueued"] == (
-            consumer["delivered"] + consumer["dropped"] + consumer["dead_lettered"]
-        ), name
-    return stats
 
 
 def test_run_dead_letters_the_failing_events_and_delivers_the_rest(tmp_path: Path) -> None:

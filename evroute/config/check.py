@@ -191,6 +191,13 @@ class Checker:
             return None
         return value
 
+    def item_name(self, node: Node, fields: dict[str, Node], path: str, what: str) -> str | None:
+        """The `name` of an item of a list (a route, an input), said when it is missing."""
+        if "name" not in fields:
+            self.error(node, join(path, "name"), f"missing; every {what} needs a name")
+            return None
+        return self.name(fields["name"], join(path, "name"), what)
+
     def expression(self, node: Node, path: str) -> expr.Expression | None:
         source = self.string(node, path)
         if source is None:
@@ -760,19 +767,16 @@ def read_route(
     if fields is None:
         return None
     checker.known_keys(node, path, ROUTE_KEYS, ROUTE_LATER)
-    name: str | None = None
-    if "name" not in fields:
-        checker.error(node, join(path, "name"), "missing; every route needs a name")
-    else:
-        name = checker.name(fields["name"], join(path, "name"), "route")
-        if name is not None and name in seen:
+    name = checker.item_name(node, fields, path, "route")
+    if name is not None:
+        if name in seen:
             checker.error(
                 fields["name"],
                 join(path, "name"),
                 f"duplicate route name {name!r} (first at line {seen[name].line})",
             )
             name = None
-        elif name is not None:
+        else:
             seen[name] = fields["name"]
     filter_ = transform = None
     ok = name is not None

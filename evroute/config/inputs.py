@@ -58,11 +58,7 @@ def _read_input(checker: Checker, node: Node, path: str, base_dir: Path) -> Inpu
     if fields is None:
         return None
     checker.known_keys(node, path, INPUT_KEYS, INPUT_LATER)
-    name: str | None = None
-    if "name" not in fields:
-        checker.error(node, join(path, "name"), "missing; every input has a name")
-    else:
-        name = checker.name(fields["name"], join(path, "name"), "input")
+    name = checker.item_name(node, fields, path, "input")
     kinds = [kind for kind in INPUT_KINDS if kind in fields]
     if not kinds and any(kind in fields for kind in INPUT_LATER):
         return None  # said by known_keys
