@@ -112,18 +112,30 @@ def format_time_up(moment: datetime) -> str:
     """As format_time, rounded up to the millisecond: an index's upper bound must not
     end before the event it stands for."""
     extra = moment.microsecond % 1000
-    return format_time(moment + timedelta(microseconds=1000 - extra) if extra else moment)
+    if not extra:
+        return format_time(moment)
+    try:
+        return format_time(moment + timedelta(microseconds=1000 - extra))
+    except OverflowError:  # in the last millisecond of year 9999: no later one to name
+        return format_time(moment)
+
+
+def read_event(event: bytes) -> dict[str, Any] | None:
+    """The event as the router reads it (integers of any length exact); None if it is none."""
+    from evroute.router import Malformed, parse_event
+
+    try:
+        return parse_event(event)
+    except Malformed:
+        return None
 
 
 def event_time(event: bytes, archived: datetime) -> datetime:
     """An event's time: its `time` field when that is RFC 3339, else when it was archived."""
     if b'"time"' not in event:  # most events without a time cost no parsing
         return archived
-    try:
-        parsed = orjson.loads(event)
-    except orjson.JSONDecodeError:
-        return archived
-    moment = parse_rfc3339(parsed.get("time")) if isinstance(parsed, dict) else None
+    parsed = read_event(event)
+    moment = parse_rfc3339(parsed.get("time")) if parsed is not None else None
     return archived if moment is None else moment
 
 

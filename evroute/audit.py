@@ -8,6 +8,7 @@ known by its `id` field (a string or an integer), else by a hash of its bytes.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import itertools
 import threading
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
 
+from evroute.archive import read_event
 from evroute.config.model import Rotation
 from evroute.deadletter import Letter, utc_now
 from evroute.errors import EvrouteError
@@ -38,11 +40,8 @@ HASH_DIGITS = 16
 def event_id(data: bytes, parsed: bool = True) -> str:
     """The event's `id` field when it is a string or an integer, else a hash of its bytes."""
     if parsed:
-        try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            event = None  # integers beyond 64 bits: the hash names it, the same every time
-        if type(event) is dict:
+        event = read_event(data)
+        if event is not None:
             value = event.get("id")
             if type(value) is str and value:
                 return value
@@ -190,7 +189,7 @@ class AuditReadError(EvrouteError):
 def log_files(path: Path) -> list[Path]:
     """The log and its rotated files, oldest first: LOG.N ... LOG.1, LOG."""
     rotated: list[tuple[int, Path]] = []
-    for candidate in path.parent.glob(f"{path.name}.*"):
+    for candidate in path.parent.glob(f"{glob.escape(path.name)}.*"):
         suffix = candidate.name[len(path.name) + 1 :]
         if suffix.isdigit():
             rotated.append((int(suffix), candidate))

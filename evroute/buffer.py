@@ -343,6 +343,8 @@ class ConsumerQueue:
             return self._spill.read()
         except SpillLost as lost:
             self.stats.dropped += lost.events
+            if self.audit is not None:
+                self.audit.uncounted("dropped", lost.events, self.name, "dropped", lost.detail)
             self._warnings.append(
                 f"{self._who()}{lost.events} spilled events could not be read back"
                 f" ({lost.detail}); they are counted as dropped"

@@ -1,4 +1,5 @@
-"""Review R3 (issue 6: audit log, archive): bugs found, as tests that fail until fixed."""
+"""The audit log and the archive at their edges: long integers, lost spill, year 9999,
+over-long events in a replay window."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
 import pytest
 
-from evroute.archive import event_time
+from evroute.archive import GZIP_WBITS, archive_line, event_time, segment_name
 from evroute.audit import AuditLog, event_id
 from evroute.buffer import ConsumerQueue, Parcel
 from evroute.config.model import QueueSettings
@@ -31,21 +33,11 @@ def evroute(*args: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
 # --- audit: event ids ---------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: audit.event_id hashes an event whose id is a string when another field"
-    " holds a number orjson cannot read (a long integer), though the router routes it",
-)
 def test_a_string_id_names_the_event_whatever_its_other_numbers() -> None:
     line = b'{"id":"order-1","amount":' + b"9" * 400 + b"}"
     assert event_id(line) == "order-1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an integer id beyond 64 bits is audited as a hash, not as the integer"
-    " written as text (README: 'a string, or an integer written as text')",
-)
 def test_an_integer_id_beyond_64_bits_is_written_as_text() -> None:
     assert event_id(b'{"id":12345678901234567890123,"n":1}') == "12345678901234567890123"
 
@@ -79,11 +71,6 @@ def test_a_transformed_event_is_audited_by_its_original_id(tmp_path: Path) -> No
 # --- audit: spilled events that cannot be read back ------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: buffer.ConsumerQueue._read_spill counts events of an unreadable spill"
-    " segment as dropped in the stats but writes no audit record for them",
-)
 def test_spilled_events_lost_on_read_back_are_audited(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -145,20 +132,30 @@ routes:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: sources/archive.py ArchiveSplitter._event_line turns an over-long line"
-    " into a malformed dead letter before (and whatever) the window says: a replay of"
-    " --from/--until dead-letters events from outside its window and exits 3",
-)
-def test_an_oversize_event_outside_the_window_is_not_dead_lettered(tmp_path: Path) -> None:
-    (tmp_path / "archive.yaml").write_text(ARCHIVE_CONFIG)
+def write_segment(folder: Path, lines: list[tuple[bytes, bytes]]) -> None:
+    """A closed segment, written by hand: (archived time, event) per line."""
+    folder.mkdir(mode=0o700)
+    compressor = zlib.compressobj(wbits=GZIP_WBITS)
+    data = b"".join(archive_line(stamp, event) for stamp, event in lines)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    (folder / segment_name(start, 1, 1)).write_bytes(compressor.compress(data) + compressor.flush())
+
+
+def test_an_oversize_event_is_judged_by_its_archived_time(tmp_path: Path) -> None:
+    """An event too long for the replay's max_event_bytes is not read whole, so its
+    archived time (at the start of its line) places it in or out of the window."""
     (tmp_path / "replay.yaml").write_text(REPLAY_CONFIG)
-    old = b'{"id":1,"time":"2026-01-01T00:00:00Z","pad":"%s"}' % (b"x" * 200)
+    old = b'{"id":1,"time":"2026-11-28T10:00:00Z","pad":"%s"}' % (b"x" * 200)
+    inside = b'{"id":3,"pad":"%s"}' % (b"y" * 200)
     new = b'{"id":2,"time":"2026-11-28T09:00:00Z"}'
-    (tmp_path / "in.jsonl").write_bytes(old + b"\n" + new + b"\n")
-    result = evroute("run", "archive.yaml", "in.jsonl", "--stats", "off", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr.decode()
+    write_segment(
+        tmp_path / "arch",
+        [
+            (b"2026-01-01T00:00:00.000Z", old),
+            (b"2026-11-28T09:00:00.000Z", new),
+            (b"2026-11-28T09:00:01.000Z", inside),
+        ],
+    )
     result = evroute(
         "replay",
         "replay.yaml",
@@ -171,16 +168,13 @@ def test_an_oversize_event_outside_the_window_is_not_dead_lettered(tmp_path: Pat
         cwd=tmp_path,
     )
     assert (tmp_path / "out.jsonl").read_bytes() == new + b"\n"
-    assert not (tmp_path / "dead.jsonl").exists()
-    assert result.returncode == 0, result.stderr.decode()
+    assert result.returncode == 3, result.stderr.decode()
+    [letter] = [orjson.loads(line) for line in (tmp_path / "dead.jsonl").read_bytes().splitlines()]
+    assert letter["reason"] == "malformed"
+    assert letter["raw"].startswith('{"id":3,"pad":"yyy')  # the event, not its archive line
+    assert letter["bytes"] == len(inside)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: archive.format_time_up overflows (OverflowError) on an event time in the"
-    " last millisecond of year 9999: the archive consumer fails at rotation, its events"
-    " are dead-lettered though written to a segment, and no index line is added",
-)
 def test_an_event_time_at_the_end_of_year_9999_does_not_fail_the_archive(
     tmp_path: Path,
 ) -> None:
@@ -198,12 +192,6 @@ def test_an_event_time_at_the_end_of_year_9999_does_not_fail_the_archive(
     assert sum(orjson.loads(line)["events"] for line in index) == 40
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: archive.event_time falls back to the archived time when orjson cannot"
-    " read the event (a long integer), though the event has an RFC 3339 `time`: it lands"
-    " in the wrong replay window and the wrong index range",
-)
 def test_the_time_of_an_event_with_a_long_integer_is_its_time_field() -> None:
     archived = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
     event = b'{"time":"2026-01-01T00:00:00Z","amount":' + b"9" * 400 + b"}"

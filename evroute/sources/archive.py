@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from evroute.archive import (
+    EVENT_START,
+    LINE_HEAD,
     LINE_OVERHEAD,
+    TIME_WIDTH,
     SegmentCorrupt,
     SegmentDecoder,
     Window,
@@ -78,9 +81,20 @@ class ArchiveSplitter(LineSplitter):
     def _event_line(self, number: int, line: bytes | OversizeLine) -> bytes | OversizeLine | None:
         if isinstance(line, OversizeLine):
             self.events += 1
+            stamp = line.prefix[len(LINE_HEAD) : len(LINE_HEAD) + TIME_WIDTH]
+            if self.window.bounded:
+                # the event's own time may lie beyond the part kept: its archived time
+                # (at the start of the line) decides
+                archived = self._archived_time(stamp)
+                if archived is not None and not self.window.contains(archived):
+                    return b""
             return line._replace(
+                prefix=line.prefix[EVENT_START:]
+                if line.prefix.startswith(LINE_HEAD)
+                else line.prefix,
+                length=max(line.length - LINE_OVERHEAD + 1, 0),
                 detail=f"its event of {line.length - LINE_OVERHEAD + 1} bytes is over"
-                f" max_event_bytes ({self.event_limit})"
+                f" max_event_bytes ({self.event_limit})",
             )
         parts = split_line(line)
         if parts is None:
