@@ -45,7 +45,7 @@ app = typer.Typer(
 )
 
 # Commands that DESIGN.md promises and a later version brings.
-LATER_COMMANDS = ("import",)
+LATER_COMMANDS: tuple[str, ...] = ()
 
 
 def stderr_console() -> Console:
@@ -451,6 +451,77 @@ def decrypt(
     for plain in crypto.decrypted(file, key):
         out.write(plain)
         out.flush()  # what came before a bad record is out before it is reported
+    raise typer.Exit(ExitCode.OK)
+
+
+import_app = typer.Typer(
+    help="""Write a routing config from another router's rules.
+
+    \b
+    Example:
+      evroute import eventbridge rules.json --targets targets/ -o routes.yaml
+    """,
+    no_args_is_help=True,
+)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("eventbridge")
+def import_eventbridge(
+    file: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE",
+            help="The JSON of `aws events list-rules`; - is stdin.",
+            show_default=False,
+        ),
+    ],
+    targets: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--targets",
+            metavar="PATH",
+            help="The JSON of `aws events list-targets-by-rule`, in a file named <rule>.json"
+            ' (or holding "RuleName"), or a folder of them (repeatable).',
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the config here, not to stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    include_disabled: Annotated[
+        bool,
+        typer.Option("--include-disabled", help="Import DISABLED rules too (skipped otherwise)."),
+    ] = False,
+) -> None:
+    """Write a routing config from EventBridge rules (aws events list-rules).
+
+    A route per rule, with its event pattern as pattern:, and a file consumer
+    out/<target-id>.jsonl per target, recording what the target would receive.
+    Scheduled rules are skipped, and said on stderr, as is any target input that
+    could not be mapped to a transform.
+
+    \b
+    Example:
+      aws events list-rules > rules.json
+      aws events list-targets-by-rule --rule orders > targets/orders.json
+      evroute import eventbridge rules.json --targets targets/ -o routes.yaml
+    """
+    from evroute.importers import eventbridge
+
+    imported = eventbridge.import_files(file, targets or [], output, include_disabled)
+    console = stderr_console()
+    for warning in imported.warnings:
+        console.print(f"[yellow]warning[/]: {escape(warning)}", highlight=False, soft_wrap=True)
+    if output is None:
+        sys.stdout.write(imported.text)
     raise typer.Exit(ExitCode.OK)
 
 

@@ -1,10 +1,11 @@
 """`evroute explain`: why each event goes (or does not go) where it goes.
 
 For every event and every route: whether the filter matched, the value of each part of
-the filter (expr.Expression.explain), the transform's output, and the consumers reached;
+the filter (expr.Expression.explain) or each field check of its event pattern
+(patterns.Pattern.explain), the transform's output, and the consumers reached;
 then what happens to the event overall, unmatched handling included. Lines that hold no
 event are reported with their line number, and reading goes on. Decisions use the same
-calls as the router (`Expression.test`, `Expression.search`, `router.encode`), so an
+calls as the router (`Expression.test`, `Pattern.matches`, `router.encode`), so an
 explanation says what `run` does.
 """
 
@@ -13,15 +14,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP, Config, RouteConfig
 from evroute.expr import Explanation, ExpressionError
-from evroute.router import Malformed, encode, parse_event
+from evroute.router import Malformed, encode, parse_event, pattern_failure
 from evroute.sources import OversizeLine, Source, open_sources
 from evroute.sources.lines import LineBatch
+
+if TYPE_CHECKING:
+    from evroute.patterns import FieldCheck
 
 MATCHED = "matched"
 NO_MATCH = "no_match"
@@ -39,8 +43,17 @@ class RouteVerdict:
     output: Any = None  # the transform's result, when `transformed`
     transformed: bool = False
     error: str | None = None  # why the filter or transform failed
-    error_in: str | None = None  # "filter" or "transform"
+    error_in: str | None = None  # "filter", "pattern" or "transform"
     consumers: tuple[str, ...] = ()  # the consumers it reaches: none unless it matched
+    pattern: PatternVerdict | None = None  # for a route with an event pattern
+
+
+@dataclass
+class PatternVerdict:
+    """A route's event pattern and how each field it tests fared for one event."""
+
+    source: Any  # the pattern, as a JSON value
+    checks: list[FieldCheck]
 
 
 @dataclass
@@ -71,6 +84,20 @@ def explain_route(route: RouteConfig, event: dict[str, Any]) -> RouteVerdict:
     verdict = RouteVerdict(route.name, NO_MATCH, None)
     if route.transform is not None:
         verdict.transform = route.transform.source
+    if route.pattern is not None:
+        try:
+            verdict.pattern = PatternVerdict(route.pattern.source, route.pattern.explain(event))
+            matched = route.pattern.matches(event)
+        except Exception as error:  # as the router: a filter_error of the route
+            verdict.pattern = PatternVerdict(route.pattern.source, [])
+            verdict.status, verdict.error, verdict.error_in = (
+                FILTER_ERROR,
+                pattern_failure(error),
+                "pattern",
+            )
+            return verdict
+        if not matched:
+            return verdict
     if route.filter is not None:
         verdict.filter = route.filter.explain(event)
         try:
@@ -181,6 +208,25 @@ def node_json(node: Explanation) -> dict[str, Any]:
     }
 
 
+def pattern_json(verdict: PatternVerdict) -> dict[str, Any]:
+    """A route's pattern (`expression`, as filters and transforms have) and its field
+    checks: the path (a list of keys), whether the event's value matched, that value
+    (`present` false, and null, when missing) and what the pattern wanted there."""
+    return {
+        "expression": verdict.source,
+        "checks": [
+            {
+                "path": list(check.path),
+                "matched": check.matched,
+                "present": check.present,
+                "actual": check.actual if check.present else None,
+                "expected": check.expected,
+            }
+            for check in verdict.checks
+        ],
+    }
+
+
 def route_json(verdict: RouteVerdict) -> dict[str, Any]:
     error = None
     if verdict.error is not None:
@@ -192,6 +238,7 @@ def route_json(verdict: RouteVerdict) -> dict[str, Any]:
         "route": verdict.route,
         "status": verdict.status,
         "filter": None if verdict.filter is None else node_json(verdict.filter),
+        "pattern": None if verdict.pattern is None else pattern_json(verdict.pattern),
         "transform": transform,
         "error": error,
         "consumers": list(verdict.consumers),

@@ -3,13 +3,16 @@
 `topology()` reads it from a Config; `to_mermaid()` and `to_dot()` write it as text for
 those tools (render.py draws it as a Rich tree). Route names are restricted, but filter
 texts, file paths and commands may hold anything: every label is escaped for the format
-it goes into, and node ids are generated, never taken from the config.
+it goes into, and node ids are generated, never taken from the config. A route with an
+event pattern shows the pattern as compact JSON.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
 from evroute.config import Config
 from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP, InputConfig
@@ -42,9 +45,20 @@ class ConsumerNode:
 @dataclass(frozen=True)
 class RouteNode:
     name: str
-    filter: str | None  # None: every event matches
+    filter: str | None  # None: every event matches (unless it has a pattern)
     transform: str | None
     to: tuple[str, ...]
+    pattern: str | None = None  # its event pattern as compact JSON, cut to PATTERN_CHARS
+
+
+# A pattern is drawn on one line of the graph; a longer one is cut (validate shows it whole)
+PATTERN_CHARS = 120
+
+
+def pattern_label(pattern: Any) -> str:
+    """An event pattern as compact JSON, cut to PATTERN_CHARS characters."""
+    text = json.dumps(pattern, separators=(",", ":"), ensure_ascii=False)
+    return text if len(text) <= PATTERN_CHARS else text[: PATTERN_CHARS - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,7 @@ def topology(config: Config, source: str | None = None) -> Topology:
             route.filter.source if route.filter is not None else None,
             route.transform.source if route.transform is not None else None,
             route.to,
+            pattern_label(route.pattern.source) if route.pattern is not None else None,
         )
         for route in config.routes
     )
@@ -117,7 +132,10 @@ def topology(config: Config, source: str | None = None) -> Topology:
 def route_lines(route: RouteNode) -> list[str]:
     """The route's label, line by line: its name, its filter, its transform."""
     lines = [f"route {route.name}"]
-    lines.append(f"filter: {route.filter}" if route.filter is not None else "every event")
+    if route.pattern is not None:
+        lines.append(f"pattern: {route.pattern}")
+    else:
+        lines.append(f"filter: {route.filter}" if route.filter is not None else "every event")
     if route.transform is not None:
         lines.append(f"transform: {route.transform}")
     return lines

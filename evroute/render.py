@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import textwrap
 from collections import Counter
 from typing import Any
@@ -254,6 +255,39 @@ def _add_node(tree: Tree, node: Explanation, failed: bool, prefix: str = "") -> 
         _add_node(branch, child, failed)
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_$@-]+")
+
+
+def pattern_path(path: tuple[str, ...]) -> str:
+    """A pattern's field path, its keys joined by dots; a key that is not plain (a dot
+    in it, a space, empty) is written as a JSON string."""
+    keys = (key if _PLAIN_KEY.fullmatch(key) else _text(explain.dumps(key)) for key in path)
+    return ".".join(keys) or "(the event)"
+
+
+def _add_pattern(tree: Tree, verdict: explain.PatternVerdict) -> None:
+    """The pattern, then a line for each field it tests: matched or failed, the event's
+    value there (or `missing`), and what the pattern wanted."""
+    label = Text("pattern ", style="bold")
+    label.append(compact(verdict.source), style="cyan")
+    branch = tree.add(label)
+    for check in verdict.checks:
+        line = Text(pattern_path(check.path), style="cyan")
+        line.append("  ")
+        if check.matched:
+            line.append("matched", style="green")
+        else:
+            line.append("failed", style="bold red")
+        line.append(": ")
+        if check.present:
+            line.append(compact(check.actual))
+        else:
+            line.append("missing", style="dim")
+        line.append(", wanted ", style="dim")
+        line.append(compact(check.expected, EXPLAIN_VALUE_CHARS * 2))
+        branch.add(line)
+
+
 def _route_tree(tree: Tree, verdict: explain.RouteVerdict) -> None:
     word, style = ROUTE_STATUS[verdict.status]
     label = Text(verdict.route, style="bold")
@@ -261,9 +295,11 @@ def _route_tree(tree: Tree, verdict: explain.RouteVerdict) -> None:
     label.append(word, style=style)
     if verdict.consumers:
         label.append(" -> " + ", ".join(verdict.consumers))
-    if verdict.filter is None:
+    if verdict.filter is None and verdict.pattern is None:
         label.append("  (no filter: matches every event)", style="dim")
     branch = tree.add(label)
+    if verdict.pattern is not None:
+        _add_pattern(branch, verdict.pattern)
     if verdict.filter is not None:
         _add_node(branch, verdict.filter, verdict.error_in == "filter", "filter ")
     if verdict.transform is not None and verdict.status == explain.MATCHED:
@@ -326,7 +362,10 @@ def render_explanation(console: Console, explained: explain.Explained) -> None:
 
 def _route_label(route: RouteNode) -> Text:
     label = Text.assemble(("route ", "dim"), (route.name, "bold"))
-    if route.filter is None:
+    if route.pattern is not None:
+        label.append("\npattern: ", style="dim")
+        label.append(route.pattern)
+    elif route.filter is None:
         label.append("  (every event)", style="dim")
     else:
         label.append("\nfilter: ", style="dim")

@@ -8,19 +8,22 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
 from evroute.audit import AuditLog, Entry, id_json
 from evroute.buffer import ConsumerQueue, Parcel
-from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP, Config
+from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP, Config, RouteConfig
 from evroute.deadletter import DeadLetters, Letter
 from evroute.expr import ExpressionError, Plan, PlanStep, compile_plan
 from evroute.policy import Gate
 from evroute.publish import PublishPolicy
 from evroute.sources.lines import LineBatch, OversizeLine, has_long_digit_run
 from evroute.stats import RouteStats, RunStats
+
+if TYPE_CHECKING:
+    from evroute.patterns import Pattern, PatternSet
 
 
 class Malformed(ValueError):
@@ -124,9 +127,10 @@ class Router:
     The filters run as routing plans (expr.compile_plan): one generated function per set
     of routes an event can match. Routes whose filter requires `path == 'text'` are
     indexed by that text, for the path most routes use (when at least INDEX_MIN_ROUTES
-    do), so an event only runs the
-    filters of the routes it can match. A batch's matches are kept as positions per
-    route, and become one parcel per consumer at the end of the batch.
+    do), so an event only runs the filters of the routes it can match. Routes with an
+    EventBridge pattern are matched together by one patterns.PatternSet, which each plan
+    then consults. A batch's matches are kept as positions per route, and become one
+    parcel per consumer at the end of the batch.
     """
 
     def __init__(
@@ -168,15 +172,43 @@ class Router:
             if unmatched == UNMATCHED_DEAD_LETTER
             else self.positions[self.unmatched_index].append
         )
+        # pattern routes are matched together by a PatternSet, beside the filters' plans
+        filtered = [(index, route) for index, route in enumerate(routes) if route.pattern is None]
         recorders = [
             self.positions[index].append if route.transform is None else self._transformer(index)
-            for index, route in enumerate(routes)
+            for index, route in filtered
         ]
         steps = [
-            PlanStep(index, route.filter, route.transform is not None)
-            for index, route in enumerate(routes)
+            PlanStep(index, route.filter, route.transform is not None) for index, route in filtered
         ]
-        self.index_path, self.plans, self.default_plan = self._plans(steps, recorders)
+        self.index_path, self.plans, self.default_plan = self._plans(
+            [route for _, route in filtered], steps, recorders
+        )
+        patterned = [
+            (index, route.pattern)
+            for index, route in enumerate(routes)
+            if route.pattern is not None
+        ]
+        if patterned:
+            from evroute.patterns import PatternSet  # only when needed
+
+            # wrapping the plans, not testing in evaluate, leaves configs without a
+            # pattern route to the loop as it was
+            pattern_set = PatternSet(patterned)
+            pattern_recorders = {
+                index: self._transformer(index)
+                if routes[index].transform is not None
+                else self._recorder(index)
+                for index, _ in patterned
+            }
+            one_by_one = self._pattern_by_pattern(patterned)
+            self.plans = {
+                key: _with_patterns(plan, pattern_set, pattern_recorders, one_by_one)
+                for key, plan in self.plans.items()
+            }
+            self.default_plan = _with_patterns(
+                self.default_plan if steps else None, pattern_set, pattern_recorders, one_by_one
+            )
         # the batch being evaluated
         self._letters: list[tuple[str, str, int, int]] = []
         self._errors = [0] * len(routes)
@@ -190,16 +222,20 @@ class Router:
         }
 
     def _plans(
-        self, steps: list[PlanStep], recorders: list[Callable[..., Any]]
+        self,
+        routes: list[RouteConfig],
+        steps: list[PlanStep],
+        recorders: list[Callable[..., Any]],
     ) -> tuple[tuple[str, ...] | None, dict[str, Plan], Plan]:
-        """The path to index by, the plan for each of its values, and for other events.
+        """The path to index by, the plan for each of its values, and for other events;
+        `routes` are the routes with a filter or none, one for each step.
 
         Plans keep the routes in config order, so an event reaches its consumers in the
         same order whichever plan it takes.
         """
         required: list[dict[tuple[str, ...], str]] = [
             dict(route.filter.required_equalities()) if route.filter is not None else {}
-            for route in self.config.routes
+            for route in routes
         ]
         uses = Counter(path for paths in required for path in paths)
         path, indexed = uses.most_common(1)[0] if uses else (None, 0)
@@ -220,6 +256,35 @@ class Router:
             for value in values
         }
         return path, plans, plan(lambda paths: path not in paths)
+
+    def _pattern_by_pattern(
+        self, patterned: list[tuple[int, Pattern]]
+    ) -> Callable[[dict[str, Any], int], list[int]]:
+        """The routes whose pattern matches, each tested alone: for an event the set of
+        patterns failed on, so that a pattern that fails is a filter_error of its route."""
+
+        def matching(event: dict[str, Any], position: int) -> list[int]:
+            indexes = []
+            for index, pattern in patterned:
+                try:
+                    if pattern.matches(event):
+                        indexes.append(index)
+                except Exception as error:
+                    self._errors[index] += 1
+                    self._letters.append(("filter_error", pattern_failure(error), index, position))
+            return indexes
+
+        return matching
+
+    def _recorder(self, index: int) -> Callable[[int, dict[str, Any]], bool]:
+        """The recorder of a pattern route without a transform."""
+        append = self.positions[index].append
+
+        def record(position: int, event: dict[str, Any]) -> bool:
+            append(position)
+            return True
+
+        return record
 
     def _transformer(self, index: int) -> Callable[[int, dict[str, Any]], bool]:
         """The recorder of a route with a transform: False when the transform fails."""
@@ -459,6 +524,36 @@ class Router:
         if isinstance(line, OversizeLine):
             return Letter(input_name, number, line.prefix, False, line.length)
         return Letter(input_name, number, line, parsed)
+
+
+def pattern_failure(error: Exception) -> str:
+    """The dead letter's detail when matching a pattern fails on an event (an event
+    nested deeper than Python's recursion allows)."""
+    return f"the pattern could not be matched against this event: {error}"
+
+
+def _with_patterns(
+    plan: Plan | None,
+    pattern_set: PatternSet,
+    recorders: dict[int, Callable[[int, dict[str, Any]], bool]],
+    one_by_one: Callable[[dict[str, Any], int], list[int]],
+) -> Plan:
+    """`plan` (None: no route has a filter), then the pattern routes: each that matches
+    records the event (a recorder says False when the route's transform failed).
+    `one_by_one` tests the patterns alone when the set fails on an event."""
+    matching = pattern_set.matching
+
+    def plan_with_patterns(event: dict[str, Any], position: int) -> bool:
+        matched = False if plan is None else plan(event, position)
+        try:
+            indexes = matching(event)
+        except Exception:
+            indexes = one_by_one(event, position)
+        for index in indexes:
+            matched = recorders[index](position, event) or matched
+        return matched
+
+    return plan_with_patterns
 
 
 def _walk(event: dict[str, Any], path: tuple[str, ...]) -> Any:

@@ -803,7 +803,6 @@ def test_empty_routes(tmp_path):
     ("text", "path"),
     [
         (MINIMAL + "inputs: [{name: bus, nats: {url: x}}]\n", "inputs[0].nats"),
-        (MINIMAL + "    pattern: {source: [x]}\n", "routes[0].pattern"),
     ],
 )
 def test_later_features_are_rejected_as_not_supported_yet(tmp_path, text, path):

@@ -113,7 +113,15 @@ def test_every_json_line_has_the_documented_keys(case: Path) -> None:
             "unmatched",
         ]
         for route in item["routes"]:
-            assert list(route) == ["route", "status", "filter", "transform", "error", "consumers"]
+            assert list(route) == [
+                "route",
+                "status",
+                "filter",
+                "pattern",
+                "transform",
+                "error",
+                "consumers",
+            ]
 
 
 def file_consumer_config(case: Path, folder: Path) -> Path:
@@ -125,6 +133,8 @@ def file_consumer_config(case: Path, folder: Path) -> Path:
         described: dict[str, Any] = {"name": route.name, "to": list(route.to)}
         if route.filter is not None:
             described["filter"] = route.filter.source
+        if route.pattern is not None:
+            described["pattern"] = route.pattern.source
         if route.transform is not None:
             described["transform"] = route.transform.source
         routes.append(described)

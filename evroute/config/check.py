@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from evroute import expr
 from evroute.config import env
@@ -37,6 +38,9 @@ from evroute.crypto import (
     is_variable_name,
     key_file_warning,
 )
+
+if TYPE_CHECKING:
+    from evroute.patterns import Pattern
 
 Severity = Literal["error", "warning"]
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -312,8 +316,8 @@ TOP_LEVEL_LATER: dict[str, str] = {}
 QUEUE_KEYS = ("buffer", "buffer_bytes", "on_full", "spill_max_bytes", "retries")
 QUEUE_LATER: dict[str, str] = {}
 CONSUMER_KEYS = ("fields",)  # what every kind of consumer takes, besides its queue settings
-ROUTE_KEYS = ("name", "filter", "transform", "to")
-ROUTE_LATER = {"pattern": "pattern (EventBridge event patterns)"}
+ROUTE_KEYS = ("name", "filter", "pattern", "transform", "to")
+ROUTE_LATER: dict[str, str] = {}
 TEST_KEYS = ("name", "event", "routes", "outputs")
 
 
@@ -778,13 +782,24 @@ def read_route(
             name = None
         else:
             seen[name] = fields["name"]
-    filter_ = transform = None
+    filter_ = transform = pattern = None
     ok = name is not None
     if "filter" in fields:
         filter_ = checker.expression(fields["filter"], join(path, "filter"))
         ok = ok and filter_ is not None
         if filter_ is not None and filter_.is_constant():
             warn_constant(checker, fields["filter"], join(path, "filter"), filter_)
+    if "pattern" in fields:
+        pattern = read_pattern(checker, fields["pattern"], join(path, "pattern"))
+        ok = ok and pattern is not None
+        if "filter" in fields:
+            checker.error(
+                node.keys["pattern"],
+                path,
+                "has both filter and pattern; a route takes one of them: a filter"
+                " (JMESPath) or a pattern (an EventBridge event pattern)",
+            )
+            ok = False
     if "transform" in fields:
         transform = checker.expression(fields["transform"], join(path, "transform"))
         ok = ok and transform is not None
@@ -808,7 +823,7 @@ def read_route(
     fed.update(targets)
     if not ok or name is None:
         return None
-    where = fields.get("filter", node)
+    where = fields.get("filter", fields.get("pattern", node))
     return RouteConfig(
         name=name,
         to=tuple(targets),
@@ -816,7 +831,84 @@ def read_route(
         transform=transform,
         line=where.line,
         column=where.column,
+        pattern=pattern,
     )
+
+
+def read_pattern(checker: Checker, node: Node, path: str) -> Pattern | None:
+    """A route's EventBridge event pattern: YAML, or a JSON object written as a string.
+
+    A problem is reported where it is: at the YAML node the pattern's own path leads to
+    (`routes[2].pattern.detail.amount[0].numeric`), or at the string holding the JSON.
+    """
+    from evroute import patterns  # configs without a pattern never load it
+
+    if isinstance(node.value, str):
+        source = checker.string(node, path)
+        if source is None:
+            return None
+        try:
+            value = json.loads(source, parse_constant=_not_json_constant, parse_float=_finite_float)
+        except ValueError as error:
+            offset = getattr(error, "pos", None)
+            line, column = source_position(node, offset)
+            where = f" at position {offset}" if offset is not None else ""
+            message = getattr(error, "msg", str(error))
+            checker.report(
+                "error",
+                node,
+                path,
+                f"the pattern is not valid JSON: {message}{where}; write it as a JSON object"
+                " in a string, or as YAML",
+                line=line,
+                column=column,
+            )
+            return None
+    elif node.is_mapping:
+        value = json_value(checker, node, path)
+        if value is _INVALID:
+            return None
+    else:
+        checker.error(
+            node,
+            path,
+            "expected an event pattern (a mapping, or a JSON object in a string),"
+            f" got {describe(node.value)}",
+        )
+        return None
+    try:
+        return patterns.compile(value)
+    except patterns.PatternError as error:
+        at, at_path = pattern_node(node, path, error.path)  # in a JSON string: the string
+        checker.error(at, at_path, error.message)
+        return None
+
+
+def _not_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of the range of a number")
+    return number
+
+
+def pattern_node(node: Node, path: str, steps: tuple[str | int, ...]) -> tuple[Node, str]:
+    """The deepest YAML node along a pattern's path, and the config path to it; the
+    path is followed as far as the YAML goes, and the rest named after it."""
+    found = True
+    for step in steps:
+        if isinstance(step, str):
+            found = found and node.is_mapping and step in node.value
+        else:
+            found = found and node.is_sequence and 0 <= step < len(node.value)
+        if found:
+            node = node.value[step]
+        # else the node reached is the closest place the YAML has
+        path = join(path, step)
+    return node, path
 
 
 def warn_constant(checker: Checker, node: Node, path: str, filter_: expr.Expression) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evroute.expr import Expression
+
+if TYPE_CHECKING:
+    from evroute.patterns import Pattern
 
 ON_FULL_POLICIES = ("block", "drop_newest", "drop_oldest", "spill")
 UNMATCHED_DROP = "drop"
@@ -65,8 +68,16 @@ class RouteConfig:
     to: tuple[str, ...]
     filter: Expression | None = None
     transform: Expression | None = None
-    line: int = 1  # of its filter in the config (else of the route), for what validate says
+    line: int = 1  # of its filter or pattern (else of the route), for what validate says
     column: int = 1
+    pattern: Pattern | None = None  # an EventBridge event pattern, instead of a filter
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        """Whether the route takes the event: its filter's or its pattern's say, or yes;
+        a filter's JMESPath error is raised (a filter_error in a run)."""
+        if self.pattern is not None:
+            return self.pattern.matches(event)
+        return self.filter is None or self.filter.test(event)
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,11 @@ VALUE_SCHEMAS: dict[str, Schema] = {
     # routes
     "name": NAME,
     "filter": {**JMESPATH, "description": "JMESPath; truthy = match; none matches every event"},
+    "pattern": {
+        "anyOf": [{"type": "object"}, {"type": "string"}],
+        "description": "an EventBridge event pattern, as YAML or a JSON string; instead of"
+        " a filter",
+    },
     "transform": {**JMESPATH, "description": "JMESPath; its result is delivered"},
     "to": {
         "anyOf": [NAME, {"type": "array", "items": NAME, "minItems": 1, "uniqueItems": True}],
@@ -280,7 +285,11 @@ def config_schema() -> Schema:
     values["routes"] = {
         "type": "array",
         "minItems": 1,
-        "items": {**_object(check.ROUTE_KEYS, values), "required": ["name", "to"]},
+        "items": {
+            **_object(check.ROUTE_KEYS, values),
+            "required": ["name", "to"],
+            "not": {"required": ["filter", "pattern"]},  # one or the other
+        },
     }
     mapping = {**_object(check.DEAD_LETTER_KEYS, values), "required": ["path"]}
     values["dead_letter"] = {

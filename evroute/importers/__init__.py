@@ -1,0 +1,1 @@
+"""Importers: routing configs written from other routers' rules, one module per source."""
