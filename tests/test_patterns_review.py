@@ -199,20 +199,10 @@ def test_exact_ip_address_matches_any_spelling() -> None:
     assert matches({"a": ["2001:db8::1"]}, {"a": "2001:DB8:0:0::1"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cidr ranges start at the given address, host bits are not cleared "
-    "(doc: RULER CIDR.cidr: Range(ip, top) with ip as written)",
-)
 def test_cidr_with_host_bits_starts_at_the_given_address() -> None:
     assert not matches({"a": [{"cidr": "10.0.0.5/24"}]}, {"a": "10.0.0.1"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: /32 (IPv4) and /128 (IPv6) are rejected by EventBridge's engine "
-    "(doc: RULER CIDR.cidr: 'IPv4 mask bits must be < 32', 'IPv6 mask bits must be < 128')",
-)
 @pytest.mark.parametrize("cidr", ["10.0.0.1/32", "2001:db8::1/128"])
 def test_full_length_cidr_is_rejected(cidr: str) -> None:
     with pytest.raises(PatternError):

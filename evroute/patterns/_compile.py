@@ -640,24 +640,43 @@ def _comparison(operator: str, bound: float) -> Callable[[float], bool]:
 
 
 def _compile_cidr(argument: Any, where: PatternPath) -> ScalarTest:
+    """As EventBridge's engine has it: the range runs from the address as written (host
+    bits are not cleared) to that address with every host bit set; /32 and /128, a
+    single address, are refused (an exact value says that)."""
     text = _string(argument, "cidr", where)
-    if "/" not in text:
+    address_text, slash, length_text = text.partition("/")
+    if not slash or "/" in length_text:
         raise PatternError(
             f"cidr takes an address and a prefix length, like 10.0.0.0/24, not {text!r}", where
         )
     try:
-        network = ipaddress.ip_network(text, strict=False)
-    except ValueError as error:
-        raise PatternError(f"cidr {text!r} is not a valid IP range: {error}", where) from None
+        address = ipaddress.ip_address(address_text)
+    except ValueError:
+        raise PatternError(
+            f"cidr {text!r} is not a valid IP range: {address_text!r} is not an IP address", where
+        ) from None
+    if not length_text.isdigit():
+        raise PatternError(
+            f"cidr {text!r} is not a valid IP range: the prefix length must be a whole number",
+            where,
+        )
+    length = int(length_text)
+    bits = address.max_prefixlen
+    if length >= bits:
+        raise PatternError(
+            f"cidr {text!r} is not a valid IP range: an IPv{address.version} prefix length"
+            f" must be below {bits} (for one address, give it as an exact value)",
+            where,
+        )
+    low = int(address)
+    high = low | ((1 << (bits - length)) - 1)
+    version = address.version
 
     def in_network(value: Any) -> bool:
         if type(value) is not str:
             return False
-        try:
-            address = ipaddress.ip_address(value)
-        except ValueError:
-            return False
-        return address.version == network.version and address in network
+        found = _ip(value)
+        return found is not None and found.version == version and low <= int(found) <= high
 
     return in_network
 
