@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from evroute import expr
 from evroute.config.model import EACH, FIELDS_MODES, FieldsPolicy, FieldStep
+from evroute.jsontypes import json_type
 
 if TYPE_CHECKING:
     from evroute.buffer import ConsumerQueue, Parcel
@@ -280,21 +281,6 @@ def compile_policy(policy: FieldsPolicy) -> Callable[[dict[str, Any]], dict[str,
 def apply_policy(policy: FieldsPolicy, value: dict[str, Any]) -> dict[str, Any]:
     """What a consumer with `policy` gets of the object `value`."""
     return compile_policy(policy)(value)
-
-
-def json_type(value: Any) -> str:
-    """A value's JSON type, with its article: `a number`, `null`."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 def denied_detail(consumer: str, route: str, value: Any) -> str:

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+from evroute.jsontypes import json_type
+
 PatternPath = tuple[str | int, ...]
 EventPath = tuple[str, ...]
 ScalarTest = Callable[[Any], bool]
@@ -134,26 +136,10 @@ def compile(pattern: Any) -> Pattern:
             raise PatternError(f"the pattern is not valid JSON: {error}") from None
     if not isinstance(pattern, dict):
         raise PatternError(
-            f"the pattern must be an object, not {_kind(pattern)}; "
+            f"the pattern must be an object, not {json_type(pattern)}; "
             'for example {"source": ["my.app"]}'
         )
     return Pattern(source, _compile_object(pattern, (), ()))
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def _compile_object(pattern: dict[Any, Any], where: PatternPath, prefix: EventPath) -> _Object:
@@ -162,7 +148,7 @@ def _compile_object(pattern: dict[Any, Any], where: PatternPath, prefix: EventPa
     fields: list[_Leaf | _Nested | _Or] = []
     for key, value in pattern.items():
         if not isinstance(key, str):
-            raise PatternError(f"field names must be strings, not {_kind(key)}", (*where, key))
+            raise PatternError(f"field names must be strings, not {json_type(key)}", (*where, key))
         here = (*where, key)
         if key == OR_KEY and isinstance(value, list):  # else "$or" is a field's name
             fields.append(_compile_or(value, here, prefix))
@@ -172,7 +158,7 @@ def _compile_object(pattern: dict[Any, Any], where: PatternPath, prefix: EventPa
             fields.append(_compile_leaf(value, here, (*prefix, key)))
         else:
             raise PatternError(
-                f"a field's value must be an array of values or an object, not {_kind(value)}; "
+                f"a field's value must be an array of values or an object, not {json_type(value)}; "
                 f"write [{json.dumps(value)}]",
                 here,
             )
@@ -185,7 +171,7 @@ def _compile_or(value: Any, where: PatternPath, prefix: EventPath) -> _Or:
     branches = []
     for index, branch in enumerate(value):
         if not isinstance(branch, dict):
-            raise PatternError(f"each $or branch must be an object, not {_kind(branch)}", where)
+            raise PatternError(f"each $or branch must be an object, not {json_type(branch)}", where)
         for name in branch:
             if name in OPERATORS:
                 raise PatternError(
@@ -370,7 +356,7 @@ def _compile_leaf(values: list[Any], where: PatternPath, path: EventPath) -> _Le
         elif isinstance(value, list):
             raise PatternError("an array inside a field's array is not allowed", here)
         else:
-            raise PatternError(f"unsupported value of type {_kind(value)}", here)
+            raise PatternError(f"unsupported value of type {json_type(value)}", here)
     if numbers:
         tests.insert(0, _number_test(numbers))
     addresses = frozenset(filter(None, map(_ip, strings)))
@@ -440,7 +426,7 @@ def _compile_operator(operator: dict[Any, Any], where: PatternPath) -> ScalarTes
         return _compile_numeric(argument, here)
     if name == "exists":
         if not isinstance(argument, bool):
-            raise PatternError(f"exists takes true or false, not {_kind(argument)}", here)
+            raise PatternError(f"exists takes true or false, not {json_type(argument)}", here)
         return _present if argument else None
     if name == "cidr":
         return _compile_cidr(argument, here)
@@ -454,7 +440,7 @@ def _present(value: Any) -> bool:
 
 def _string(argument: Any, name: str, where: PatternPath) -> str:
     if not isinstance(argument, str):
-        raise PatternError(f"{name} takes a string, not {_kind(argument)}", where)
+        raise PatternError(f"{name} takes a string, not {json_type(argument)}", where)
     return argument
 
 
@@ -569,7 +555,7 @@ def _compile_anything_but(argument: Any, where: PatternPath) -> ScalarTest:
             where,
         )
     raise PatternError(
-        f"anything-but takes a string, a number, an array or an object, not {_kind(argument)}",
+        f"anything-but takes a string, a number, an array or an object, not {json_type(argument)}",
         where,
     )
 
@@ -597,7 +583,7 @@ def _compile_numeric(argument: Any, where: PatternPath) -> ScalarTest:
             )
         if not isinstance(bound, int | float) or isinstance(bound, bool):
             raise PatternError(
-                f"numeric {operator} takes a number, not {_kind(bound)}", (*where, index + 1)
+                f"numeric {operator} takes a number, not {json_type(bound)}", (*where, index + 1)
             )
         if not -NUMERIC_LIMIT <= bound <= NUMERIC_LIMIT:
             raise PatternError(

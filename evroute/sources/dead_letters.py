@@ -19,6 +19,7 @@ from evroute.crypto import Key
 from evroute.deadletter import RAW_LIMIT
 from evroute.errors import InputError
 from evroute.expr import ExpressionError
+from evroute.jsontypes import json_type
 from evroute.router import Malformed, encode, parse_event
 from evroute.sources.base import Source, open_sources
 from evroute.sources.lines import LineBatch, LineSplitter, OversizeLine
@@ -141,17 +142,6 @@ class DeadLetterSplitter(LineSplitter):
 def refused(line: bytes, detail: str) -> OversizeLine:
     """A line the router must dead-letter as malformed, as it is, with this detail."""
     return OversizeLine(line[:RAW_LIMIT], len(line), detail)
-
-
-def json_type(value: Any) -> str:
-    """`a string`, `an array`...: what a JSON value that is not an object is."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "null"
 
 
 def no_event_message(name: str, counts: Counter[str]) -> str:
