@@ -25,6 +25,7 @@ from evroute.stats import ConsumerStats
 
 if TYPE_CHECKING:
     from evroute.crypto import Key
+    from evroute.receipt import Receipt
     from evroute.spill import SpillStore
 
 # While blocked, re-check for shutdown this often: waking a few times a second at most.
@@ -53,6 +54,8 @@ class Parcel:
     # with an audit log: each event's id as JSON, worked out once by the router (not
     # spilled: a parcel read back from disk has none, and the audit works them out again)
     ids: list[bytes] | None = None
+    # from an input that acknowledges (NATS): told when each event is settled
+    receipt: Receipt | None = None
 
     def __post_init__(self) -> None:
         if self.size < 0:
@@ -72,6 +75,7 @@ class Parcel:
             self.route if isinstance(self.route, int) else self.route[start:stop],
             None if self.originals is None else self.originals[start:stop],
             ids=None if self.ids is None else self.ids[start:stop],
+            receipt=self.receipt,
         )
 
     def pick(self, indexes: list[int]) -> Parcel:
@@ -86,6 +90,7 @@ class Parcel:
             route if isinstance(route, int) else [route[i] for i in indexes],
             None if self.originals is None else [self.originals[i] for i in indexes],
             ids=None if self.ids is None else [self.ids[i] for i in indexes],
+            receipt=self.receipt,
         )
 
     def letters(self) -> Iterator[tuple[str, Letter]]:
@@ -100,6 +105,34 @@ class Parcel:
 
 def count(parcels: Iterable[Parcel]) -> int:
     return sum(len(parcel) for parcel in parcels)
+
+
+def settle(parcels: Iterable[Parcel], limit: int | None = None) -> None:
+    """The parcels' events (the first `limit` of them) are settled: their receipts hear."""
+    for parcel in parcels:
+        events = len(parcel) if limit is None else min(len(parcel), limit)
+        if parcel.receipt is not None and events:
+            parcel.receipt.settle(events)
+        if limit is not None:
+            limit -= events
+            if limit <= 0:
+                return
+
+
+def settle_except(parcels: list[Parcel], failed: Iterable[int]) -> None:
+    """Settle every event but those at `failed` (ascending, counted across `parcels`),
+    which are settled where they are dead-lettered."""
+    failed_per_parcel: dict[int, int] = {}
+    start, number = 0, 0
+    for index in failed:
+        while index >= start + len(parcels[number]):
+            start += len(parcels[number])
+            number += 1
+        failed_per_parcel[number] = failed_per_parcel.get(number, 0) + 1
+    for number, parcel in enumerate(parcels):
+        events = len(parcel) - failed_per_parcel.get(number, 0)
+        if parcel.receipt is not None and events:
+            parcel.receipt.settle(events)
 
 
 def skip(parcels: list[Parcel], events: int) -> list[Parcel]:
@@ -298,7 +331,9 @@ class ConsumerQueue:
                 from evroute.spill import SpillStore  # spill.py builds on Parcel, above
 
                 self._spill = SpillStore(self.settings.spill_max_bytes, key=self.spill_key)
-            written = self._spill.append(parcel)
+            # an acknowledging input acks what is spilled: it must be on disk first
+            receipt = parcel.receipt
+            written = self._spill.append(parcel, sync=receipt is not None)
         except OSError as error:
             self._spill_broken = True
             folder = self._spill.folder if self._spill is not None else None
@@ -311,6 +346,8 @@ class ConsumerQueue:
             )
             return 0
         self.stats.spilled += written
+        if receipt is not None and written:
+            receipt.settle(written)
         return written
 
     def _refill(self, max_events: int) -> None:
@@ -458,6 +495,7 @@ class ConsumerQueue:
                 self.audit.record(
                     "dropped", parcel_entries(parcels), self.name, "dropped", READER_LEFT
                 )
+        settle(parcels)
 
     def dead_letter(self, reason: str, detail: str, parcels: list[Parcel]) -> None:
         if not parcels:

@@ -7,7 +7,16 @@ import threading
 from collections.abc import Callable
 
 from evroute.audit import AuditLog, parcel_entries
-from evroute.buffer import SHUTDOWN_DETAIL, ConsumerQueue, Parcel, count, pick, skip
+from evroute.buffer import (
+    SHUTDOWN_DETAIL,
+    ConsumerQueue,
+    Parcel,
+    count,
+    pick,
+    settle,
+    settle_except,
+    skip,
+)
 from evroute.sinks import Sink, SinkEnded, SinkFailed
 from evroute.sinks.base import EventFailure
 from evroute.stats import ConsumerStats
@@ -55,6 +64,7 @@ class ConsumerWorker:
                 self.audit.record(
                     "delivered", parcel_entries(batch, limit=delivered), self.sink.name
                 )
+            settle(batch, limit=delivered)
             rest = skip(batch, delivered)
             if rest and outcome == "ended":
                 self.queue.drop_for_reader(rest)
@@ -173,6 +183,7 @@ class ConsumerWorker:
                 return
             self.stats.delivered += count(batch) - len(failures)
             failures = sorted(failures)
+            settle_except(batch, (index for index, _, _ in failures))
             if self.audit is not None:
                 failed = (index for index, _, _ in failures)
                 self.audit.record("delivered", parcel_entries(batch, skip=failed), self.sink.name)

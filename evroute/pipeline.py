@@ -17,13 +17,14 @@ from types import FrameType
 from typing import Any
 
 from evroute.audit import AuditLog
-from evroute.buffer import WAIT_SLICE_S, ConsumerQueue, Parcel
+from evroute.buffer import WAIT_SLICE_S, ConsumerQueue, Parcel, settle
 from evroute.config.model import Config
 from evroute.crypto import Key, load_config_key
 from evroute.deadletter import DeadLetters, check_kept_file, undelivered
 from evroute.delivery import ConsumerWorker
 from evroute.errors import EvrouteError, InputError
 from evroute.publish import PublishPolicies, PublishPolicy
+from evroute.receipt import Receipt
 from evroute.router import Router, Tap
 from evroute.sinks import SINK_KINDS
 from evroute.sources import OversizeLine, Source, open_sources
@@ -31,7 +32,6 @@ from evroute.sources.base import FdSource
 from evroute.sources.lines import LineBatch
 from evroute.sources.pacing import Pacer
 from evroute.sources.producers import (
-    CommandSource,
     Handoff,
     HandoffItem,
     Producer,
@@ -166,6 +166,7 @@ class Pipeline:
                         route=route or None,
                         consumer=consumer,
                     )
+            settle(parcels)
 
         return reject
 
@@ -355,21 +356,18 @@ class Pipeline:
         wakeup = self._wakeup_read
         for producer in producers:
             for source in producer.sources:
-                if isinstance(source, CommandSource):
-                    source.stats = self.stats.input(source.name)
+                source.stats = self.stats.input(source.name)
 
         def produce(producer: Producer) -> None:
             try:
                 for source in producer.sources:
-                    splitter = source.line_splitter(max_bytes)
-                    read = 0
-                    for chunk in source.chunks(wakeup):
-                        # what the input sent: a command's cut-off line gets a newline
-                        # of evroute's making, which is no byte of the input's
-                        size, read = source.position - read, source.position
-                        if not handoff.put((source, splitter.feed(chunk), size)):
-                            return
-                    if not handoff.put((source, splitter.finish(), 0)):
+
+                    def give(
+                        batch: LineBatch, size: int, receipt: Receipt | None, of: Source = source
+                    ) -> bool:
+                        return handoff.put((of, batch, size, receipt))
+
+                    if not source.produce(give, wakeup, max_bytes):
                         return
             except InputError as error:
                 handoff.put(str(error))
@@ -387,9 +385,12 @@ class Pipeline:
                 elif isinstance(item, str):
                     errors.append(item)
                 else:
-                    source, batch, size = item
+                    source, batch, size, receipt = item
                     self.stats.input(source.name).bytes += size
-                    self._route(source.name, batch, lambda routed: None, source.publish)
+                    if receipt is not None:  # not paced: it is a live input
+                        self.router.route(source.name, batch, source.publish, receipt)
+                    else:
+                        self._route(source.name, batch, lambda routed: None, source.publish)
             return ended
 
         threads = [
@@ -415,7 +416,7 @@ class Pipeline:
             handoff.close()
             for producer in producers:
                 for source in producer.sources:
-                    source.close()
+                    source.stop()
             for thread in threads:
                 thread.join(TERMINATE_GRACE_S)
         return errors

@@ -24,6 +24,7 @@ from evroute.stats import RouteStats, RunStats
 
 if TYPE_CHECKING:
     from evroute.patterns import Pattern, PatternSet
+    from evroute.receipt import Receipt
 
 
 class Malformed(ValueError):
@@ -308,11 +309,16 @@ class Router:
         return record
 
     def route(
-        self, input_name: str, batch: LineBatch, publish: PublishPolicy | None = None
+        self,
+        input_name: str,
+        batch: LineBatch,
+        publish: PublishPolicy | None = None,
+        receipt: Receipt | None = None,
     ) -> None:
         """Route a batch of lines; each consumer gets its share as one parcel. Under a
-        publish policy, events with a source it does not allow are denied."""
-        self.apply(input_name, batch, self.evaluate(batch, publish))
+        publish policy, events with a source it does not allow are denied. A receipt
+        hears when every event queued is settled."""
+        self.apply(input_name, batch, self.evaluate(batch, publish), receipt)
 
     def evaluate(self, batch: LineBatch, publish: PublishPolicy | None = None) -> Verdict:
         """Parse the batch's lines and run the routes' filters and transforms on them.
@@ -371,7 +377,13 @@ class Router:
         self._errors = [0] * len(self._errors)
         return verdict
 
-    def apply(self, input_name: str, batch: LineBatch, verdict: Verdict) -> None:
+    def apply(
+        self,
+        input_name: str,
+        batch: LineBatch,
+        verdict: Verdict,
+        receipt: Receipt | None = None,
+    ) -> None:
         """Count what a verdict decided, write its dead letters, and queue its parcels."""
         input_stats = self.stats.input(input_name)
         input_stats.events += verdict.events
@@ -390,8 +402,13 @@ class Router:
             if parcel is not None:
                 if ids is not None:
                     parcel.ids = list(map(ids.__getitem__, parcel.positions))
+                if receipt is not None:  # held before a gate, which may deny some
+                    parcel.receipt = receipt
+                    receipt.hold(len(parcel))
                 gate = self.gates.get(consumer)
                 self.queues[consumer].put(parcel if gate is None else gate(parcel))
+        if receipt is not None:
+            receipt.settle(1)  # the router's own hold: every parcel is out
         for index, show in self._taps:
             transformed = verdict.payloads[index]
             for n, position in enumerate(verdict.positions[index]):

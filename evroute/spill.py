@@ -161,8 +161,9 @@ class SpillStore:
         self._unsealer: RecordReader | None = None  # its records, with a key
         self._routes: tuple[str, ...] = ()  # the last routes read, shared by the parcels
 
-    def append(self, parcel: Parcel) -> int:
+    def append(self, parcel: Parcel, sync: bool = False) -> int:
         """Write as many of the parcel's first events as the limit allows; how many.
+        With `sync`, they are on disk (fsync) when it returns.
 
         OSError (disk full, a folder it cannot create) leaves the store as it was.
         """
@@ -184,6 +185,8 @@ class SpillStore:
             record = head + segment.sealer.record(record)
         try:
             _write_all(self._write_fd, record)
+            if sync:
+                os.fsync(self._write_fd)
         except OSError:
             # sealed: the segment takes no more records, so its nonces are never used twice
             self._seal(truncate_to=segment.bytes)

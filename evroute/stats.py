@@ -16,6 +16,15 @@ class InputStats:
     bytes: int = 0
     denied: int = 0  # events its producer may not publish (publish policy)
     restarts: int = 0  # of a command producer
+    # of a NATS input: messages pulled, acked, pulled again (redelivered), and left in
+    # the stream for its durable consumer (as the server last said); None for others
+    pulled: int | None = None
+    acked: int | None = None
+    redelivered: int | None = None
+    pending: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if value is not None}
 
 
 # what the stats' `input` sums over the inputs; `inputs` has every count of each
@@ -86,7 +95,7 @@ class RunStats:
             "elapsed_s": round(self.elapsed, 6),
             "input": {key: value for key, value in asdict(self.total).items() if key in TOTALS},
             # copies: a report during the run may meet an input being added
-            "inputs": {name: asdict(s) for name, s in list(self.inputs.items())},
+            "inputs": {name: s.as_json() for name, s in list(self.inputs.items())},
             "routes": {name: asdict(s) for name, s in list(self.routes.items())},
             "unmatched": self.unmatched,
             "consumers": {name: s.as_json() for name, s in list(self.consumers.items())},

@@ -799,18 +799,13 @@ def test_empty_routes(tmp_path):
 # --- not supported yet ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("text", "path"),
-    [
-        (MINIMAL + "inputs: [{name: bus, nats: {url: x}}]\n", "inputs[0].nats"),
-    ],
-)
-def test_later_features_are_rejected_as_not_supported_yet(tmp_path, text, path):
-    config, issues = check(tmp_path, text)
+def test_a_nats_input_reports_each_problem_at_its_key(tmp_path):
+    config, issues = check(tmp_path, MINIMAL + "inputs: [{name: bus, nats: {url: x}}]\n")
     assert config is None
-    error = only_error(issues)
-    assert error.path == path
-    assert "not supported yet" in error.message
+    found = {issue.path: issue.message for issue in errors(issues)}
+    assert set(found) == {"inputs[0].nats.url", "inputs[0].nats.stream"}
+    assert "'x' is not a server URL; write nats://HOST:PORT" in found["inputs[0].nats.url"]
+    assert found["inputs[0].nats.stream"].startswith("is missing")
 
 
 def test_templated_file_path_is_accepted(tmp_path):

@@ -664,7 +664,7 @@ def test_validate_reports_every_problem_of_inputs_with_its_path(tmp_path: Path) 
         "inputs[5]": ("error", 9, "stdin is read by inputs[3] already"),
         "inputs[6].restart": ("error", 10, "applies only to command inputs"),
         "inputs[7].publish": ("error", 11, "expected a list of event sources"),
-        "inputs[8].nats": ("error", 12, "not supported yet"),
+        "inputs[8].nats.url": ("error", 12, "is missing: the server"),
         "inputs[9].file": ("warning", 13, "'none-*.jsonl' matches no file"),
         "inputs[10].file": ("error", 14, "stdin: true"),
         "inputs[11].name": ("error", 15, ""),
@@ -673,7 +673,8 @@ def test_validate_reports_every_problem_of_inputs_with_its_path(tmp_path: Path) 
         assert path in by_path, (path, issues)
         assert by_path[path][:2] == (severity, line), (path, by_path[path])
         assert message in by_path[path][2], (path, by_path[path])
-    assert len([i for i in issues if i[0] == "error"]) == 10, issues
+    # inputs[8] has two: no url and no stream
+    assert len([i for i in issues if i[0] == "error"]) == 11, issues
 
 
 def test_validate_accepts_good_inputs_and_warns_of_an_empty_publish_list(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ event `source` values each may publish."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evroute.config.model import InputConfig
 
@@ -12,9 +12,9 @@ if TYPE_CHECKING:
     from evroute.config.check import Checker
     from evroute.config.yaml_loader import Node
 
-INPUT_KINDS = ("file", "stdin", "command")
+INPUT_KINDS = ("file", "stdin", "command", "nats")
 INPUT_KEYS = ("name", *INPUT_KINDS, "restart", "publish")
-INPUT_LATER = {"nats": "nats (NATS JetStream inputs)"}
+INPUT_LATER: dict[str, str] = {}
 
 
 def read_inputs(checker: Checker, node: Node, base_dir: Path) -> list[InputConfig]:
@@ -72,6 +72,7 @@ def _read_input(checker: Checker, node: Node, path: str, base_dir: Path) -> Inpu
     ok = name is not None
     pattern: str | None = None
     argv: tuple[str, ...] | None = None
+    options: Any = None
     restart = RestartPolicy()
     if kind == "file":
         pattern = checker.string(fields["file"], join(path, "file"))
@@ -93,6 +94,11 @@ def _read_input(checker: Checker, node: Node, path: str, base_dir: Path) -> Inpu
                 "expected true; remove the input to not read stdin",
             )
             ok = False
+    elif kind == "nats":
+        from evroute.sources.nats import parse_options
+
+        options = parse_options(checker, fields["nats"], join(path, "nats"), name or "", base_dir)
+        ok = ok and options is not None
     else:
         argv = parse_argv(checker, fields["command"], join(path, "command"))
         ok = ok and argv is not None
@@ -121,6 +127,7 @@ def _read_input(checker: Checker, node: Node, path: str, base_dir: Path) -> Inpu
         argv=argv,
         restart=restart,
         publish=publish,
+        options=options,
         line=node.line,
         column=node.column,
     )

@@ -85,10 +85,11 @@ class InputConfig:
     """A producer of the `inputs:` section."""
 
     name: str
-    kind: str  # file | stdin | command
+    kind: str  # file | stdin | command | nats
     pattern: str | None = None  # a file glob, relative to the config's folder
     argv: tuple[str, ...] | None = None
     restart: Any = None  # a command's RestartPolicy (evroute.sinks.command)
+    options: Any = None  # a nats input's NatsInputOptions (evroute.sources.nats)
     publish: tuple[str, ...] | None = None  # event sources it may publish; None: no policy
     line: int = 1
     column: int = 1

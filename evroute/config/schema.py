@@ -206,6 +206,43 @@ def _consumer_schemas(values: dict[str, Schema]) -> list[Schema]:
     return schemas
 
 
+def _nats_schema(for_input: bool) -> Schema:
+    """A `nats:` mapping: the connection, and what an input reads or a consumer publishes."""
+    from evroute.natsconn import CONNECTION_KEYS, TLS_KEYS
+    from evroute.sinks.nats import NATS_CONSUMER_KEYS
+    from evroute.sources.nats import NATS_INPUT_KEYS, NatsInputOptions
+
+    server: Schema = {**STRING, "description": "nats://HOST:PORT or tls://HOST:PORT"}
+    file_path: Schema = {**STRING, "description": "a file, relative to the config"}
+    stream_spec = _object(
+        ("name", "subjects"),
+        {"name": STRING, "subjects": {"type": "array", "items": STRING, "minItems": 1}},
+    )
+    stream_spec["required"] = ["name", "subjects"]
+    shapes: dict[str, Schema] = {
+        "url": {"anyOf": [server, {"type": "array", "items": server, "minItems": 1}]},
+        "tls": _object(TLS_KEYS, dict.fromkeys(TLS_KEYS, file_path)),
+        "creds": {**file_path, "description": "a NATS credentials file"},
+        "user": STRING,
+        "password": {"type": "string"},
+        "stream": {
+            "anyOf": [STRING, stream_spec],
+            "description": "a stream that exists, or {name, subjects}: created when missing",
+        },
+        "subject": STRING,
+        "durable": {**STRING, "description": "instances with the same durable share the messages"},
+        "batch": integer(1),
+        "ack_wait": DURATION,
+        "max_ack_pending": integer(1),
+    }
+    keys = NATS_INPUT_KEYS if for_input else NATS_CONSUMER_KEYS
+    defaults = _defaults(NatsInputOptions) if for_input else {}
+    schema = _object(keys, shapes, defaults)
+    schema["required"] = ["url", "stream"] if for_input else ["url", "subject"]
+    assert set(CONNECTION_KEYS) <= set(keys)
+    return schema
+
+
 def _tests_schema() -> Schema:
     """`tests:`, run by `evroute test`. Its keys have their own shapes: a test's name is
     free text, and `routes` there lists route names."""
@@ -235,7 +272,7 @@ def _tests_schema() -> Schema:
 
 def _inputs_schema(values: Mapping[str, Schema]) -> Schema:
     """`inputs:`, the producers: one kind each, and what sources each may publish."""
-    from evroute.config.inputs import INPUT_KEYS
+    from evroute.config.inputs import INPUT_KEYS, INPUT_KINDS
 
     shapes: dict[str, Schema] = {
         "name": NAME,
@@ -243,6 +280,7 @@ def _inputs_schema(values: Mapping[str, Schema]) -> Schema:
         "stdin": {"const": True},
         "command": values["command"],
         "restart": values["restart"],
+        "nats": {**_nats_schema(for_input=True), "description": "a NATS JetStream stream"},
         "publish": {
             "type": "array",
             "items": STRING,
@@ -251,7 +289,7 @@ def _inputs_schema(values: Mapping[str, Schema]) -> Schema:
     }
     item = _object(INPUT_KEYS, shapes)
     item["required"] = ["name"]
-    item["oneOf"] = [{"required": [kind]} for kind in ("file", "stdin", "command")]
+    item["oneOf"] = [{"required": [kind]} for kind in INPUT_KINDS]
     return {"type": ["array", "null"], "items": item, "description": "the producers"}
 
 
@@ -275,6 +313,10 @@ def config_schema() -> Schema:
     from evroute.sinks.command import ACK_MODES
 
     values = {**VALUE_SCHEMAS, "ack": choice(ACK_MODES), "restart": _restart_schema()}
+    values["nats"] = {
+        **_nats_schema(for_input=False),
+        "description": "publish each event to NATS JetStream",
+    }
     values["defaults"] = _object(check.QUEUE_KEYS, values, _defaults(QueueSettings))
     values["consumers"] = {
         "type": "object",

@@ -7,16 +7,21 @@ import os
 import select
 import stat
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from evroute.errors import InputError
 from evroute.fileio import printable
-from evroute.sources.lines import LineSplitter
+from evroute.sources.lines import LineBatch, LineSplitter
 
 if TYPE_CHECKING:
     from evroute.publish import PublishPolicy
+    from evroute.receipt import Receipt
+    from evroute.stats import InputStats
+
+# How a source hands a batch on: (lines, bytes read for them, receipt); False: stop.
+Give = Callable[[LineBatch, int, "Receipt | None"], bool]
 
 CHUNK_BYTES = 256 << 10
 
@@ -30,6 +35,8 @@ class Source:
         self.size: int | None = None
         self.position = 0  # bytes consumed from the underlying file, for progress
         self.publish: PublishPolicy | None = None  # None: it may publish any source
+        # its counters, for inputs that count more than the router does (restarts, acks)
+        self.stats: InputStats | None = None
 
     def chunks(self, wakeup_fd: int | None) -> Iterator[bytes]:
         raise NotImplementedError
@@ -37,6 +44,24 @@ class Source:
     def line_splitter(self, max_event_bytes: int) -> LineSplitter:
         """What turns this input's chunks into numbered lines of events."""
         return LineSplitter(max_event_bytes)
+
+    def produce(self, give: Give, wakeup_fd: int | None, max_event_bytes: int) -> bool:
+        """Read the input to its end, giving each batch of lines (with the bytes read for
+        it, and a receipt when the input wants to hear that it is safe); False when the
+        taker stopped taking."""
+        splitter = self.line_splitter(max_event_bytes)
+        read = 0
+        for chunk in self.chunks(wakeup_fd):
+            # what the input sent: a command's cut-off line gets a newline of evroute's
+            # making, which is no byte of the input's
+            size, read = self.position - read, self.position
+            if not give(splitter.feed(chunk), size, None):
+                return False
+        return give(splitter.finish(), 0, None)
+
+    def stop(self) -> None:
+        """Stop reading (the run is stopping); close() follows once the queues are drained."""
+        self.close()
 
     def close(self) -> None:
         """Release the input; safe to call more than once."""

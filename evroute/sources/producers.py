@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from evroute.config.model import Config, InputConfig
 from evroute.errors import InputError
@@ -23,11 +23,13 @@ from evroute.sinks.command import RestartPolicy
 from evroute.sinks.process import NEW_GROUP, STDERR, PrefixedLines, describe_status, signal_group
 from evroute.sources.base import CHUNK_BYTES, FdSource, Source, open_sources
 from evroute.sources.lines import LineBatch
-from evroute.stats import InputStats
 
-# What producers hand the router: a batch of a source (and the bytes it came from), an
-# error, or None for a producer's end.
-HandoffItem: TypeAlias = "tuple[Source, LineBatch, int] | str | None"
+if TYPE_CHECKING:
+    from evroute.receipt import Receipt
+
+# What producers hand the router: a batch of a source (the bytes it came from, and the
+# receipt of an input that acknowledges), an error, or None for a producer's end.
+HandoffItem: TypeAlias = "tuple[Source, LineBatch, int, Receipt | None] | str | None"
 
 # A run of a command that lasted this long counts as healthy even if it printed nothing.
 HEALTHY_RUN_S = 10.0
@@ -58,7 +60,6 @@ class CommandSource(Source):
         self.cwd = cwd
         self.restart = restart
         self.warn = warn
-        self.stats: InputStats | None = None  # its restarts are counted there
         self._process: subprocess.Popen[bytes] | None = None
         # close() from another thread: a byte down this pipe wakes the reading thread,
         # which stops the command itself (one thread owns the process and its pipe)
@@ -207,6 +208,10 @@ def _sources(entry: InputConfig, config: Config, warn: Callable[[str], None]) ->
     if entry.kind == "command":
         assert entry.argv is not None
         return [CommandSource(entry.name, entry.argv, config.base_dir, entry.restart, warn)]
+    if entry.kind == "nats":
+        from evroute.sources.nats import NatsSource  # nats-py only when used
+
+        return [NatsSource(entry.name, entry.options, warn)]
     assert entry.pattern is not None
     matches = glob_files(config.base_dir, entry.pattern)
     files = [m for m in matches if not os.path.isdir(m)]

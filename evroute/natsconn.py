@@ -1,0 +1,385 @@
+"""What NATS inputs and consumers share: their connection options (servers, TLS,
+credentials), the stream they name, and connecting with a clear error.
+
+nats-py is imported only when a connection is made, so configs without NATS cost
+nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import ssl
+
+    from nats.aio.client import Client
+    from nats.js import JetStreamContext
+
+    from evroute.config.check import Checker
+    from evroute.config.yaml_loader import Node
+
+CONNECTION_KEYS = ("url", "tls", "creds", "user", "password")
+TLS_KEYS = ("ca", "cert", "key")
+SCHEMES = ("nats", "tls")
+# A server that cannot be reached at start is an error after this long; once connected,
+# a lost connection is tried again without end, as the run must not lose its place.
+CONNECT_TIMEOUT_S = 5.0
+RECONNECT_WAIT_S = 0.5
+# Subject tokens are separated by dots; these characters are wildcards or separators.
+SUBJECT_UNSAFE = frozenset(" \t\r\n.*>")
+
+T = TypeVar("T")
+
+
+class NatsProblem(Exception):
+    """A NATS server or stream that cannot be used, said for the user."""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+
+@dataclass(frozen=True)
+class NatsConnection:
+    """How to reach the servers, and as whom."""
+
+    servers: tuple[str, ...]
+    tls: TlsFiles | None = None
+    creds: Path | None = None
+    user: str | None = None
+    password: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """The servers as the user wrote them, without any password in a URL."""
+        return ", ".join(_without_password(server) for server in self.servers)
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """A stream by name; with subjects, created when missing."""
+
+    name: str
+    subjects: tuple[str, ...] | None = None
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def parse_connection(
+    checker: Checker, node: Node, fields: dict[str, Node], path: str, base_dir: Path
+) -> NatsConnection | None:
+    """The connection options of a `nats:` mapping; problems go to the checker."""
+    from evroute.config.check import join
+
+    ok = True
+    servers: list[str] = []
+    if "url" not in fields:
+        checker.error(node, join(path, "url"), "is missing: the server, e.g. nats://127.0.0.1:4222")
+        ok = False
+    else:
+        node = fields["url"]
+        items = list(enumerate(node.value)) if node.is_sequence else [(None, node)]
+        if not items:
+            checker.error(node, join(path, "url"), "must name at least one server")
+            ok = False
+        for index, item in items:
+            item_path = join(path, "url") if index is None else join(join(path, "url"), index)
+            url = checker.string(item, item_path)
+            problem = None if url is None else _url_problem(url)
+            if url is None or problem is not None:
+                if problem is not None:
+                    checker.error(item, item_path, problem)
+                ok = False
+            else:
+                servers.append(url)
+    tls = None
+    if "tls" in fields:
+        tls = _parse_tls(checker, fields["tls"], join(path, "tls"), base_dir)
+        ok = ok and tls is not None
+    creds = None
+    if "creds" in fields:
+        text = checker.string(fields["creds"], join(path, "creds"))
+        ok = ok and text is not None
+        if text is not None:
+            creds = _existing_file(checker, fields["creds"], join(path, "creds"), base_dir, text)
+    user = password = None
+    if "user" in fields:
+        user = checker.string(fields["user"], join(path, "user"))
+        ok = ok and user is not None
+    if "password" in fields:
+        password = checker.string(fields["password"], join(path, "password"), allow_empty=True)
+        ok = ok and password is not None
+        if "user" not in fields:
+            checker.error(fields["password"], join(path, "password"), "needs a user: add user:")
+            ok = False
+    if creds is not None and user is not None:
+        checker.error(
+            fields["creds"], join(path, "creds"), "a credentials file and a user exclude each other"
+        )
+        ok = False
+    if not ok:
+        return None
+    return NatsConnection(tuple(servers), tls, creds, user, password)
+
+
+def _url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as error:
+        return f"is not a server URL ({error}); write e.g. nats://127.0.0.1:4222"
+    if parts.scheme not in SCHEMES or not parts.hostname:
+        return f"{url!r} is not a server URL; write nats://HOST:PORT (or tls://HOST:PORT)"
+    return None
+
+
+def _parse_tls(checker: Checker, node: Node, path: str, base_dir: Path) -> TlsFiles | None:
+    from evroute.config.check import join
+
+    fields = checker.mapping(node, path)
+    if fields is None:
+        return None
+    checker.known_keys(node, path, TLS_KEYS, {})
+    files: dict[str, Path | None] = {}
+    ok = True
+    for key in TLS_KEYS:
+        if key in fields:
+            text = checker.string(fields[key], join(path, key))
+            found = (
+                None
+                if text is None
+                else _existing_file(checker, fields[key], join(path, key), base_dir, text)
+            )
+            ok = ok and found is not None
+            files[key] = found
+    if ("cert" in fields) != ("key" in fields):
+        missing = "key" if "cert" in fields else "cert"
+        checker.error(node, join(path, missing), "is missing: a client certificate needs its key")
+        ok = False
+    return TlsFiles(files.get("ca"), files.get("cert"), files.get("key")) if ok else None
+
+
+def _existing_file(
+    checker: Checker, node: Node, path: str, base_dir: Path, text: str
+) -> Path | None:
+    found = (base_dir / text) if not Path(text).is_absolute() else Path(text)
+    if not found.is_file():
+        checker.error(node, path, f"{text!r} is not a file")
+        return None
+    return found
+
+
+def parse_stream(checker: Checker, node: Node, path: str) -> StreamSpec | None:
+    """`stream: NAME` (it must exist) or `stream: {name, subjects}` (created if missing)."""
+    from evroute.config.check import join
+
+    if not node.is_mapping:
+        name = checker.string(node, path)
+        return (
+            None
+            if name is None or not _stream_name_ok(checker, node, path, name)
+            else (StreamSpec(name))
+        )
+    fields = checker.mapping(node, path)
+    if fields is None:
+        return None
+    checker.known_keys(node, path, ("name", "subjects"), {})
+    if "name" not in fields:
+        checker.error(node, join(path, "name"), "is missing")
+        return None
+    name = checker.string(fields["name"], join(path, "name"))
+    if name is None or not _stream_name_ok(checker, fields["name"], join(path, "name"), name):
+        return None
+    if "subjects" not in fields:
+        checker.error(node, join(path, "subjects"), "is missing: the subjects the stream takes")
+        return None
+    subjects_node = fields["subjects"]
+    if not subjects_node.is_sequence or not subjects_node.value:
+        checker.error(subjects_node, join(path, "subjects"), "expected a list of subjects")
+        return None
+    subjects = []
+    for index, item in enumerate(subjects_node.value):
+        subject = checker.string(item, join(join(path, "subjects"), index))
+        if subject is None:
+            return None
+        problem = subject_problem(subject, wildcards=True)
+        if problem is not None:
+            checker.error(item, join(join(path, "subjects"), index), problem)
+            return None
+        subjects.append(subject)
+    return StreamSpec(name, tuple(subjects))
+
+
+def _stream_name_ok(checker: Checker, node: Node, path: str, name: str) -> bool:
+    if not name or any(char in " \t\r\n.*>/\\" for char in name):
+        checker.error(
+            node, path, f"{name!r} is not a stream name: no spaces, '.', '*', '>', '/' or '\\'"
+        )
+        return False
+    return True
+
+
+def subject_problem(subject: str, wildcards: bool) -> str | None:
+    """Why `subject` is no valid NATS subject (with `*` and `>` allowed or not)."""
+    tokens = subject.split(".")
+    for index, token in enumerate(tokens):
+        if not token:
+            return f"{subject!r} has an empty token: no '..', and no '.' at either end"
+        if any(char in " \t\r\n" for char in token):
+            return f"{subject!r} has white space; subjects have none"
+        if token in ("*", ">") and wildcards:
+            if token == ">" and index != len(tokens) - 1:
+                return f"{subject!r}: '>' may only be the last token"
+            continue
+        if "*" in token or ">" in token:
+            if not wildcards:
+                return f"{subject!r} has a wildcard; a published subject names one subject"
+            return f"{subject!r}: '*' and '>' must be whole tokens"
+    return None
+
+
+def tls_context(tls: TlsFiles | None) -> ssl.SSLContext:
+    import ssl
+
+    context = ssl.create_default_context(
+        cafile=None if tls is None or tls.ca is None else str(tls.ca)
+    )
+    if tls is not None and tls.cert is not None and tls.key is not None:
+        context.load_cert_chain(str(tls.cert), str(tls.key))
+    return context
+
+
+async def connect(settings: NatsConnection, name: str, warn: Callable[[str], None]) -> Client:
+    """A connection to the servers, reconnecting without end once made; NatsProblem when
+    none can be reached within CONNECT_TIMEOUT_S."""
+    import nats
+
+    errors: list[BaseException] = []
+    connected = False
+    made: list[Client] = []
+    who = f"{name}: " if name else ""
+
+    async def on_error(error: Exception) -> None:
+        if not connected:
+            errors.append(error)
+
+    async def on_disconnect() -> None:
+        if connected and not (made and made[0].is_closed):  # not when evroute closes it
+            warn(f"{who}lost the connection to NATS ({settings.shown}); reconnecting")
+
+    async def on_reconnect() -> None:
+        warn(f"{who}reconnected to NATS")
+
+    options: dict[str, Any] = {
+        "servers": list(settings.servers),
+        "name": f"evroute {name}".strip(),
+        "connect_timeout": 2,
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": RECONNECT_WAIT_S,
+        "error_cb": on_error,
+        "disconnected_cb": on_disconnect,
+        "reconnected_cb": on_reconnect,
+    }
+    try:
+        if settings.tls is not None or any(s.startswith("tls://") for s in settings.servers):
+            options["tls"] = tls_context(settings.tls)
+    except OSError as error:  # ssl.SSLError is one
+        raise NatsProblem(f"{who}cannot load the TLS files: {error}") from None
+    if settings.creds is not None:
+        options["user_credentials"] = str(settings.creds)
+    if settings.user is not None:
+        options["user"] = settings.user
+        options["password"] = settings.password or ""
+    try:
+        client: Client = await asyncio.wait_for(nats.connect(**options), CONNECT_TIMEOUT_S)
+    except (TimeoutError, OSError, nats.errors.Error) as error:
+        last = errors[-1] if errors else error
+        raise NatsProblem(
+            f"{who}cannot connect to NATS at {settings.shown} within"
+            f" {CONNECT_TIMEOUT_S:g}s: {_describe(last)}; is nats-server running there"
+            " (with -js for JetStream)?"
+        ) from None
+    connected = True
+    made.append(client)
+    return client
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    return text
+
+
+async def ensure_stream(js: JetStreamContext, spec: StreamSpec, where: str) -> None:
+    """The stream exists, or is made now when the spec gives its subjects."""
+    import nats.js.errors
+
+    try:
+        await js.stream_info(spec.name)
+        return
+    except nats.js.errors.NotFoundError:
+        pass
+    except nats.errors.NoRespondersError:
+        raise NatsProblem(f"NATS at {where} has no JetStream; start nats-server with -js") from None
+    if spec.subjects is None:
+        raise NatsProblem(
+            f"stream {spec.name!r} does not exist on NATS at {where}; create it, or write"
+            f" stream: {{name: {spec.name}, subjects: [...]}} to have evroute create it"
+        )
+    from nats.js.api import StorageType, StreamConfig
+
+    try:
+        await js.add_stream(
+            StreamConfig(name=spec.name, subjects=list(spec.subjects), storage=StorageType.FILE)
+        )
+    except nats.js.errors.BadRequestError as error:
+        raise NatsProblem(
+            f"cannot create stream {spec.name!r} on NATS at {where}: {error}"
+        ) from None
+
+
+class LoopThread:
+    """An asyncio loop in a thread of its own, for code running in other threads."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run `coroutine` on the loop and wait for its result (or its exception)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def submit(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Run `coroutine` on the loop, not waiting for it."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed
+            asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout)
+            if not self.thread.is_alive():
+                self.loop.close()

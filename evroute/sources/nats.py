@@ -1,0 +1,365 @@
+"""A NATS JetStream input: a durable pull consumer, read in batches, each message acked
+only once every consumer it was routed to has settled it (evroute.receipt).
+
+Several evroute processes with the same `durable` share the stream's messages. A message
+held longer than a third of `ack_wait` gets in-progress acks, so the server does not
+hand it to another instance meanwhile; a crash leaves it unacked, and it comes again.
+
+nats-py is asyncio: the connection lives on a loop in a thread of its own, which pulls,
+acks and keeps held messages alive; the producer's thread hands the batches on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evroute.deadletter import RAW_LIMIT
+from evroute.errors import InputError
+from evroute.natsconn import (
+    CONNECT_TIMEOUT_S,
+    CONNECTION_KEYS,
+    LoopThread,
+    NatsConnection,
+    NatsProblem,
+    StreamSpec,
+    connect,
+    ensure_stream,
+    parse_connection,
+    parse_stream,
+    subject_problem,
+)
+from evroute.receipt import Receipt
+from evroute.sources.base import Give, Source
+from evroute.sources.lines import LineBatch, OversizeLine, has_long_digit_run
+from evroute.stats import InputStats
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.js import JetStreamContext
+
+    from evroute.config.check import Checker
+    from evroute.config.yaml_loader import Node
+
+NATS_INPUT_KEYS = (
+    *CONNECTION_KEYS,
+    "stream",
+    "subject",
+    "durable",
+    "batch",
+    "ack_wait",
+    "max_ack_pending",
+)
+# A pull waits this long for messages before it asks again: how soon a stop is heard.
+FETCH_WAIT_S = 1.0
+# After an error (the connection lost), the next pull waits this long.
+RETRY_WAIT_S = 0.25
+# How long closing may wait for the last acks to reach the server.
+CLOSE_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class NatsInputOptions:
+    connection: NatsConnection
+    stream: StreamSpec
+    durable: str
+    subject: str | None = None  # the consumer's filter subject; None: the whole stream
+    batch: int = 256
+    ack_wait: float = 30.0
+    # messages out at once without an ack, over all instances: more than a stopped
+    # consumer's queue holds in memory, else the input stalls before the spill takes over
+    max_ack_pending: int = 20_000
+
+
+def parse_options(
+    checker: Checker, node: Node, path: str, name: str, base_dir: Path
+) -> NatsInputOptions | None:
+    """The `nats:` mapping of an input; problems go to the checker."""
+    from evroute.config.check import join
+
+    fields = checker.mapping(node, path)
+    if fields is None:
+        return None
+    checker.known_keys(node, path, NATS_INPUT_KEYS, {})
+    connection = parse_connection(checker, node, fields, path, base_dir)
+    ok = connection is not None
+    stream = None
+    if "stream" not in fields:
+        checker.error(node, join(path, "stream"), "is missing: the JetStream stream to read")
+        ok = False
+    else:
+        stream = parse_stream(checker, fields["stream"], join(path, "stream"))
+        ok = ok and stream is not None
+    subject = None
+    if "subject" in fields:
+        subject = checker.string(fields["subject"], join(path, "subject"))
+        problem = None if subject is None else subject_problem(subject, wildcards=True)
+        if problem is not None:
+            checker.error(fields["subject"], join(path, "subject"), problem)
+        ok = ok and subject is not None and problem is None
+    durable = name
+    if "durable" in fields:
+        durable_name = checker.string(fields["durable"], join(path, "durable"))
+        if durable_name is not None and any(c in " \t\r\n.*>" for c in durable_name):
+            checker.error(
+                fields["durable"],
+                join(path, "durable"),
+                f"{durable_name!r} is not a consumer name: no spaces, '.', '*' or '>'",
+            )
+            durable_name = None
+        ok = ok and durable_name is not None
+        durable = durable_name or name
+    numbers: dict[str, int] = {}
+    for key, minimum in (("batch", 1), ("max_ack_pending", 1)):
+        if key in fields:
+            value = checker.integer(fields[key], join(path, key), minimum)
+            ok = ok and value is not None
+            if value is not None:
+                numbers[key] = value
+    ack_wait = NatsInputOptions.ack_wait
+    if "ack_wait" in fields:
+        seconds = checker.duration(fields["ack_wait"], join(path, "ack_wait"))
+        if seconds is not None and seconds < 1:
+            checker.error(fields["ack_wait"], join(path, "ack_wait"), "must be at least 1s")
+            seconds = None
+        ok = ok and seconds is not None
+        ack_wait = seconds or ack_wait
+    if not ok or connection is None or stream is None:
+        return None
+    return NatsInputOptions(connection, stream, durable, subject, ack_wait=ack_wait, **numbers)
+
+
+@dataclass
+class _Held:
+    """A batch handed on and not yet acked: its messages, and since when it waits."""
+
+    messages: list[Msg]
+    since: float
+
+
+# a pulled batch: its lines, the bytes they came from, its receipt, its messages
+_Pulled = tuple[LineBatch, int, Receipt, _Held]
+
+
+class NatsSource(Source):
+    """Messages of a JetStream stream, one event each, numbered by stream sequence."""
+
+    def __init__(self, name: str, options: NatsInputOptions, warn: Callable[[str], None]) -> None:
+        super().__init__(name, None)
+        self.options = options
+        self.warn = warn
+        self._stopping = False
+        self._pulling: concurrent.futures.Future[list[_Pulled]] | None = None
+        self._pull_lock = threading.Lock()
+        # settled batches waiting for their acks, from any thread; drained on the loop
+        self._settled: deque[_Held] = deque()
+        self._ack_scheduled = False
+        self._held: dict[int, _Held] = {}  # on the loop only
+        self._client: Client | None = None
+        self._subscription: JetStreamContext.PullSubscription | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self._loop = LoopThread(f"input-{name}")
+        try:
+            self._loop.call(self._open(), CONNECT_TIMEOUT_S + 10)
+        except NatsProblem as problem:
+            self._loop.call(self._disconnect(), CLOSE_TIMEOUT_S)
+            self._loop.stop()
+            raise InputError(f"input {name}: {problem}") from None
+        except Exception as error:  # a server refusing the consumer, say
+            self._loop.call(self._disconnect(), CLOSE_TIMEOUT_S)
+            self._loop.stop()
+            raise InputError(f"input {name}: cannot read from NATS: {error}") from None
+
+    def _counts(self) -> InputStats:
+        if self.stats is None:
+            self.stats = InputStats()
+        if self.stats.pulled is None:
+            self.stats.pulled = self.stats.acked = self.stats.redelivered = 0
+            self.stats.pending = 0
+        return self.stats
+
+    async def _open(self) -> None:
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        options = self.options
+        self._client = await connect(options.connection, self.name, self.warn)
+        js = self._client.jetstream()
+        await ensure_stream(js, options.stream, options.connection.shown)
+        config = ConsumerConfig(
+            durable_name=options.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=options.ack_wait,
+            max_ack_pending=options.max_ack_pending,
+        )
+        self._subscription = await js.pull_subscribe(
+            options.subject or "",
+            durable=options.durable,
+            stream=options.stream.name,
+            config=config,
+        )
+        self._keeper = asyncio.get_running_loop().create_task(self._keep_alive())
+
+    def produce(self, give: Give, wakeup_fd: int | None, max_event_bytes: int) -> bool:
+        self._counts()
+        while not self._stopping:
+            with self._pull_lock:
+                if self._stopping:
+                    break
+                self._pulling = asyncio.run_coroutine_threadsafe(
+                    self._pull(max_event_bytes), self._loop.loop
+                )
+            try:
+                batches = self._pulling.result()
+            except concurrent.futures.CancelledError:
+                break
+            for index, (batch, size, receipt, _held) in enumerate(batches):
+                if not give(batch, size, receipt):
+                    # the run stopped taking: what was not handed on may go elsewhere now
+                    returned = [held for _, _, _, held in batches[index:]]
+                    self._loop.submit(self._nak(returned))
+                    return False
+        return True
+
+    async def _pull(self, max_event_bytes: int) -> list[_Pulled]:
+        """The next messages, as batches of consecutive stream sequences, each with the
+        receipt that acks its messages."""
+        import nats.errors
+
+        assert self._subscription is not None
+        try:
+            messages = await self._subscription.fetch(self.options.batch, timeout=FETCH_WAIT_S)
+        except (TimeoutError, nats.errors.TimeoutError):
+            return []
+        except (nats.errors.Error, OSError):
+            await asyncio.sleep(RETRY_WAIT_S)  # reconnecting: nats-py says so by itself
+            return []
+        stats = self._counts()
+        assert stats.pulled is not None and stats.redelivered is not None
+        stats.pulled += len(messages)
+        runs: list[list[tuple[int, Msg]]] = []
+        for message in messages:
+            metadata = message.metadata
+            sequence = metadata.sequence.stream
+            if metadata.num_delivered > 1:
+                stats.redelivered += 1
+            stats.pending = metadata.num_pending
+            if runs and runs[-1][-1][0] + 1 == sequence:
+                runs[-1].append((sequence, message))
+            else:
+                runs.append([(sequence, message)])
+        now = time.monotonic()
+        return [self._batch(run, max_event_bytes, now) for run in runs]
+
+    def _batch(self, run: list[tuple[int, Msg]], max_event_bytes: int, now: float) -> _Pulled:
+        lines: list[bytes | OversizeLine] = []
+        size = 0
+        long_digits = False
+        for _, message in run:
+            data = message.data
+            size += len(data)
+            if data.endswith(b"\n"):
+                data = data[:-2] if data.endswith(b"\r\n") else data[:-1]
+            if b"\n" in data or b"\r" in data:
+                # one message is one event: its line breaks are white space between
+                # JSON's tokens, and become spaces so that it stays one line
+                data = data.replace(b"\r", b" ").replace(b"\n", b" ")
+            if len(data) > max_event_bytes:
+                lines.append(OversizeLine(data[:RAW_LIMIT], len(data)))
+                continue
+            long_digits = long_digits or has_long_digit_run(data)
+            lines.append(data)
+        held = _Held([message for _, message in run], now)
+        self._held[id(held)] = held
+        receipt = Receipt(lambda: self._on_settled(held))
+        return LineBatch(run[0][0], lines, long_digits), size, receipt, held
+
+    def _on_settled(self, held: _Held) -> None:
+        """From any thread: the batch is safe; its acks go out on the loop."""
+        self._settled.append(held)
+        if not self._ack_scheduled:
+            self._ack_scheduled = True
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to ack
+                self._loop.loop.call_soon_threadsafe(self._schedule_acks)
+
+    def _schedule_acks(self) -> None:
+        self._ack_scheduled = False
+        asyncio.get_running_loop().create_task(self._ack_settled())
+
+    async def _ack_settled(self) -> None:
+        stats = self._counts()
+        while self._settled:
+            held = self._settled.popleft()
+            self._held.pop(id(held), None)
+            for message in held.messages:
+                with contextlib.suppress(Exception):  # lost: the message comes again
+                    await message.ack()
+                    assert stats.acked is not None
+                    stats.acked += 1
+
+    async def _nak(self, held: list[_Held]) -> None:
+        """Batches that will not be acked: the server may hand them out again now."""
+        for item in held:
+            self._held.pop(id(item), None)
+            for message in item.messages:
+                with contextlib.suppress(Exception):
+                    await message.nak()
+
+    async def _keep_alive(self) -> None:
+        """In-progress acks for batches held longer than a third of ack_wait."""
+        every = self.options.ack_wait / 3
+        while True:
+            await asyncio.sleep(every / 2)
+            due = time.monotonic() - every
+            for held in list(self._held.values()):
+                if held.since <= due:
+                    held.since = time.monotonic()
+                    for message in held.messages:
+                        with contextlib.suppress(Exception):
+                            await message.in_progress()
+
+    def stop(self) -> None:
+        """No more pulls; what was pulled and is routed still gets its acks."""
+        with self._pull_lock:
+            self._stopping = True
+            if self._pulling is not None:
+                self._pulling.cancel()
+
+    def close(self) -> None:
+        """After the drain: the last acks out, the rest handed back, the connection closed."""
+        self.stop()
+        if self._loop.loop.is_closed():
+            return
+        with contextlib.suppress(Exception):
+            self._loop.call(self._finish(), CLOSE_TIMEOUT_S)
+        self._loop.stop()
+
+    async def _finish(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+        await self._ack_settled()
+        await self._nak(list(self._held.values()))
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        if self._client is not None and not self._client.is_closed:
+            with contextlib.suppress(Exception):
+                await self._client.flush(timeout=2)
+            with contextlib.suppress(Exception):
+                await self._client.close()
+
+
+def describe_options(options: Any) -> str:
+    """One line for `evroute graph`: where the input reads."""
+    assert isinstance(options, NatsInputOptions)
+    subject = f" {options.subject}" if options.subject else ""
+    return f"nats {options.stream.name}{subject} (durable {options.durable})"
