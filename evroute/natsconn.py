@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -265,7 +265,12 @@ def tls_context(tls: TlsFiles | None) -> ssl.SSLContext:
     return context
 
 
-async def connect(settings: NatsConnection, name: str, warn: Callable[[str], None]) -> Client:
+async def connect(
+    settings: NatsConnection,
+    name: str,
+    warn: Callable[[str], None],
+    on_reconnect: Callable[[], Awaitable[None]] | None = None,
+) -> Client:
     """A connection to the servers, reconnecting without end once made; NatsProblem when
     none can be reached within CONNECT_TIMEOUT_S."""
     import nats
@@ -283,8 +288,10 @@ async def connect(settings: NatsConnection, name: str, warn: Callable[[str], Non
         if connected and not (made and made[0].is_closed):  # not when evroute closes it
             warn(f"{who}lost the connection to NATS ({settings.shown}); reconnecting")
 
-    async def on_reconnect() -> None:
+    async def on_reconnected() -> None:
         warn(f"{who}reconnected to NATS")
+        if on_reconnect is not None:
+            await on_reconnect()
 
     options: dict[str, Any] = {
         "servers": list(settings.servers),
@@ -295,7 +302,7 @@ async def connect(settings: NatsConnection, name: str, warn: Callable[[str], Non
         "reconnect_time_wait": RECONNECT_WAIT_S,
         "error_cb": on_error,
         "disconnected_cb": on_disconnect,
-        "reconnected_cb": on_reconnect,
+        "reconnected_cb": on_reconnected,
     }
     try:
         if settings.tls is not None or any(s.startswith("tls://") for s in settings.servers):

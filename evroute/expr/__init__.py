@@ -16,7 +16,7 @@ from typing import Any
 from jmespath import exceptions as jmespath_errors
 from jmespath.parser import Parser
 
-from evroute.expr import codegen
+from evroute.expr import codegen, rounding
 from evroute.expr.errors import INVALID_VALUE, ExpressionError, ExpressionSyntaxError
 from evroute.expr.runtime import is_truthy, json_equal
 
@@ -181,6 +181,12 @@ class Expression:
             return all(only_literals(child) for child in children)
 
         return only_literals(self.tree)
+
+    def truth_ignores_rounding(self) -> bool:
+        """Whether `test` gives the same truth, or the same error, for every document
+        whether its integers beyond 64 bits are exact or rounded to floats, as orjson
+        reads them (see rounding.py; False when unsure)."""
+        return rounding.truth_ignores_rounding(self.tree)
 
     def required_equalities(self) -> list[tuple[tuple[str, ...], str]]:
         """The (field path, string) pairs this expression is true only with.

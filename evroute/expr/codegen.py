@@ -99,6 +99,69 @@ class PlanStep:
     takes_event: bool  # the recorder also gets the event, and says whether it matched
 
 
+def _is_number(node: dict[str, Any], *values: int) -> bool:
+    """Whether `node` is a number literal equal to one of `values` (true is no number)."""
+    value = node.get("value")
+    return node["type"] == "literal" and type(value) in (int, float) and value in values
+
+
+# (operator with the length on the left, the number it is compared with) that say "more
+# than none", and the same with the length on the right
+_ABOVE_ZERO = {("gt", 0), ("gte", 1), ("ne", 0)}
+_MIRRORED = {"gt": "lt", "gte": "lte", "ne": "ne"}
+
+
+def _length_above_zero(node: dict[str, Any]) -> dict[str, Any] | None:
+    """The filter projection `p` when `node` is `length(p) > `0`` (or `>= `1``, `!= `0``,
+    either way round) and `p` keeps its elements themselves (`list[?condition]`)."""
+    left, right = node["children"]
+    for length, number, operator in (
+        (left, right, node["value"]),
+        (right, left, next((k for k, v in _MIRRORED.items() if v == node["value"]), None)),
+    ):
+        if not (
+            length["type"] == "function_expression"
+            and length["value"] == "length"
+            and len(length["children"]) == 1
+        ):
+            continue
+        projection = length["children"][0]
+        if (
+            projection["type"] == "filter_projection"
+            and projection["children"][1]["type"] == "identity"
+            and any(operator == op and _is_number(number, n) for op, n in _ABOVE_ZERO)
+        ):
+            return projection  # type: ignore[no-any-return]
+    return None
+
+
+def _plain(node: dict[str, Any]) -> bool:
+    """Whether `node` only reads fields (`a.b`, `@`) or is a literal: it cannot raise."""
+    if node["type"] == "subexpression":
+        return all(map(_plain, node["children"]))
+    return node["type"] in ("field", "current", "identity", "literal")
+
+
+def _cannot_raise(node: dict[str, Any]) -> bool:
+    """Whether evaluating `node` as a condition can never raise: it reads fields, and
+    compares no two structures (json_equal recurses), with logic around."""
+    kind = node["type"]
+    children = node["children"]
+    if kind in ("and_expression", "or_expression", "not_expression"):
+        return all(map(_cannot_raise, children))
+    if kind == "comparator":
+        if not all(map(_plain, children)):
+            return False
+        if node["value"] in ("eq", "ne"):
+            # equality with a scalar literal is a plain `==` or `is`
+            return any(
+                child["type"] == "literal" and not isinstance(child["value"], (list, dict))
+                for child in children
+            )
+        return True  # an ordering is null unless both sides are numbers
+    return _plain(node)
+
+
 def field_path(node: dict[str, Any]) -> tuple[str, ...] | None:
     """("a", "b") for `a.b`; None for anything but fields joined by dots."""
     if node["type"] == "field":
@@ -346,6 +409,9 @@ class CodeGenerator:
         if kind == "not_expression":
             return self.bounded(f"(not {self.condition(node['children'][0], current)})")
         if kind == "comparator":
+            found = self._any_kept(node, current)
+            if found is not None:
+                return found
             left_node, right_node = node["children"]
             left = self.value(left_node, current)
             right = self.value(right_node, current)
@@ -356,6 +422,39 @@ class CodeGenerator:
             compare = f"{left} {_ORDERING[node['value']]} {right}"
             return f"({' and '.join([*checks, compare])})"
         return self.truthy(self.value(node, current))
+
+    def _any_kept(self, node: dict[str, Any], current: str) -> str | None:
+        """`length(list[?condition]) > `0``, JMESPath's way to ask whether any element
+        passes, as a loop that stops at the first (the list is not built); None when
+        `node` is not of that form.
+
+        Only for conditions that cannot raise, so that skipping the rest of the elements
+        skips no error; `length` of what is not a list still raises its error.
+        """
+        projection = _length_above_zero(node)
+        if (
+            projection is None
+            or self.trace
+            or self.blocks + 4 >= _MAX_BLOCKS
+            or not _cannot_raise(projection["children"][2])
+        ):
+            return None
+        left_node, _, condition_node = projection["children"]
+        base = self.value(left_node, current)
+        result = self.name()
+        self.boolean.add(result)
+        element = self.name()
+        with self.block(f"if T({base}) is L:"):
+            self.emit(f"{result} = False")
+            with self.block(f"for {element} in {base}:"):
+                keep = self.condition(condition_node, element)
+                # a null element is not kept, whatever the condition says
+                with self.block(f"if {keep} and {element} is not None:"):
+                    self.emit(f"{result} = True")
+                    self.emit("break")
+        with self.block("else:"):  # length(null): the invalid-type error
+            self.emit(f"{result} = f{FUNCTION_NAMES.index('length')}(None)")
+        return result
 
     def bounded(self, condition: str) -> str:
         """`condition`, or a variable holding it once it nears the parser's limit of 200

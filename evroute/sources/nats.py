@@ -12,9 +12,8 @@ acks and keeps held messages alive; the producer's thread hands the batches on.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import threading
+import queue
 import time
 from collections import deque
 from collections.abc import Callable
@@ -45,7 +44,7 @@ from evroute.stats import InputStats
 if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.aio.msg import Msg
-    from nats.js import JetStreamContext
+    from nats.aio.subscription import Subscription
 
     from evroute.config.check import Checker
     from evroute.config.yaml_loader import Node
@@ -59,10 +58,14 @@ NATS_INPUT_KEYS = (
     "ack_wait",
     "max_ack_pending",
 )
-# A pull waits this long for messages before it asks again: how soon a stop is heard.
-FETCH_WAIT_S = 1.0
-# After an error (the connection lost), the next pull waits this long.
-RETRY_WAIT_S = 0.25
+# A pull request the server has not filled ends after this long, and another goes out.
+REQUEST_EXPIRES_S = 5.0
+# Batches pulled and not yet routed: no new request goes out while this many wait.
+READY_BATCHES = 4
+# The producer's thread looks for a stop this often while the stream is silent.
+STOP_CHECK_S = 0.25
+# What the server reads on a message's reply subject (JetStream's ack protocol).
+ACK, NAK, IN_PROGRESS = b"+ACK", b"-NAK", b"+WPI"
 # How long closing may wait for the last acks to reach the server.
 CLOSE_TIMEOUT_S = 5.0
 
@@ -140,9 +143,10 @@ def parse_options(
 
 @dataclass
 class _Held:
-    """A batch handed on and not yet acked: its messages, and since when it waits."""
+    """A batch handed on and not yet acked: its messages' reply subjects (which ack
+    them), and since when it waits."""
 
-    messages: list[Msg]
+    replies: list[str]
     since: float
 
 
@@ -150,23 +154,50 @@ class _Held:
 _Pulled = tuple[LineBatch, int, Receipt, _Held]
 
 
+@dataclass
+class _Request:
+    """A pull request the server may still be filling."""
+
+    remaining: int
+    deadline: float
+
+
+def reply_fields(reply: str) -> tuple[int, int, int]:
+    """(times delivered, stream sequence, messages pending) from a message's ack subject:
+    $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<time>.<pending>, or with a
+    domain and an account hash after ACK (12 tokens)."""
+    tokens = reply.split(".")
+    at = 4 if len(tokens) == 9 else 6
+    return int(tokens[at]), int(tokens[at + 1]), int(tokens[at + 4])
+
+
 class NatsSource(Source):
-    """Messages of a JetStream stream, one event each, numbered by stream sequence."""
+    """Messages of a JetStream stream, one event each, numbered by stream sequence.
+
+    Pulls are pipelined: two requests stay open on the server, so it streams messages
+    while the router works, and a new one goes out as one is filled, as long as fewer
+    than READY_BATCHES batches wait to be routed (that is the back pressure).
+    """
 
     def __init__(self, name: str, options: NatsInputOptions, warn: Callable[[str], None]) -> None:
         super().__init__(name, None)
         self.options = options
         self.warn = warn
         self._stopping = False
-        self._pulling: concurrent.futures.Future[list[_Pulled]] | None = None
-        self._pull_lock = threading.Lock()
+        self._max_event_bytes = 1 << 20
+        # batches ready for the producer's thread
+        self._ready: queue.Queue[_Pulled] = queue.Queue()
         # settled batches waiting for their acks, from any thread; drained on the loop
         self._settled: deque[_Held] = deque()
         self._ack_scheduled = False
-        self._held: dict[int, _Held] = {}  # on the loop only
+        # on the loop only: batches out and not acked, open requests, messages gathering
+        self._held: dict[int, _Held] = {}
+        self._requests: deque[_Request] = deque()
+        self._gathering: list[Msg] = []
         self._client: Client | None = None
-        self._subscription: JetStreamContext.PullSubscription | None = None
-        self._keeper: asyncio.Task[None] | None = None
+        self._subscription: Subscription | None = None
+        self._next_subject = ""
+        self._tasks: list[asyncio.Task[None]] = []
         self._loop = LoopThread(f"input-{name}")
         try:
             self._loop.call(self._open(), CONNECT_TIMEOUT_S + 10)
@@ -188,82 +219,117 @@ class NatsSource(Source):
         return self.stats
 
     async def _open(self) -> None:
+        import nats.js.errors
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
         options = self.options
-        self._client = await connect(options.connection, self.name, self.warn)
+        self._client = await connect(
+            options.connection, self.name, self.warn, on_reconnect=self._reconnected
+        )
         js = self._client.jetstream()
-        await ensure_stream(js, options.stream, options.connection.shown)
-        config = ConsumerConfig(
-            durable_name=options.durable,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=options.ack_wait,
-            max_ack_pending=options.max_ack_pending,
-        )
-        self._subscription = await js.pull_subscribe(
-            options.subject or "",
-            durable=options.durable,
-            stream=options.stream.name,
-            config=config,
-        )
-        self._keeper = asyncio.get_running_loop().create_task(self._keep_alive())
-
-    def produce(self, give: Give, wakeup_fd: int | None, max_event_bytes: int) -> bool:
-        self._counts()
-        while not self._stopping:
-            with self._pull_lock:
-                if self._stopping:
-                    break
-                self._pulling = asyncio.run_coroutine_threadsafe(
-                    self._pull(max_event_bytes), self._loop.loop
-                )
-            try:
-                batches = self._pulling.result()
-            except concurrent.futures.CancelledError:
-                break
-            for index, (batch, size, receipt, _held) in enumerate(batches):
-                if not give(batch, size, receipt):
-                    # the run stopped taking: what was not handed on may go elsewhere now
-                    returned = [held for _, _, _, held in batches[index:]]
-                    self._loop.submit(self._nak(returned))
-                    return False
-        return True
-
-    async def _pull(self, max_event_bytes: int) -> list[_Pulled]:
-        """The next messages, as batches of consecutive stream sequences, each with the
-        receipt that acks its messages."""
-        import nats.errors
-
-        assert self._subscription is not None
+        where = options.connection.shown
+        await ensure_stream(js, options.stream, where)
+        stream, durable = options.stream.name, options.durable
         try:
-            messages = await self._subscription.fetch(self.options.batch, timeout=FETCH_WAIT_S)
-        except (TimeoutError, nats.errors.TimeoutError):
-            return []
-        except (nats.errors.Error, OSError):
-            await asyncio.sleep(RETRY_WAIT_S)  # reconnecting: nats-py says so by itself
-            return []
+            await js.consumer_info(stream, durable)
+        except nats.js.errors.NotFoundError:
+            await js.add_consumer(
+                stream,
+                ConsumerConfig(
+                    durable_name=durable,
+                    ack_policy=AckPolicy.EXPLICIT,
+                    deliver_policy=DeliverPolicy.ALL,
+                    ack_wait=options.ack_wait,
+                    max_ack_pending=options.max_ack_pending,
+                    filter_subject=options.subject,
+                ),
+            )
+        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        inbox = self._client.new_inbox()
+        self._subscription = await self._client.subscribe(
+            inbox, cb=self._on_message, pending_msgs_limit=0, pending_bytes_limit=0
+        )
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._keep_alive()), loop.create_task(self._expire())]
+
+    async def _reconnected(self) -> None:
+        # the server may have restarted: the requests it held are gone
+        self._requests.clear()
+        await self._request_more()
+
+    async def _request_more(self) -> None:
+        """Keep two pull requests open while the router keeps up."""
+        import orjson
+
+        if self._stopping or self._client is None or self._client.is_closed:
+            return
+        assert self._subscription is not None
+        batch = self.options.batch
+        while len(self._requests) < 2 and self._ready.qsize() < READY_BATCHES:
+            self._requests.append(_Request(batch, time.monotonic() + REQUEST_EXPIRES_S))
+            request = {"batch": batch, "expires": int(REQUEST_EXPIRES_S * 1e9)}
+            with contextlib.suppress(Exception):  # reconnecting: _expire asks again
+                await self._client.publish(
+                    self._next_subject, orjson.dumps(request), reply=self._subscription.subject
+                )
+
+    async def _on_message(self, message: Msg) -> None:
+        if not message.reply:  # a status: a request expired, or the server refused it
+            status = message.headers.get("Status", "") if message.headers else ""
+            if status in ("408", "409") and self._requests:
+                self._requests.popleft()
+            elif status not in ("100", "404", "408", "409"):
+                return
+            self._seal()
+            await self._request_more()
+            return
+        self._gathering.append(message)
+        if self._requests:
+            self._requests[0].remaining -= 1
+            if self._requests[0].remaining <= 0:
+                self._requests.popleft()
+        assert self._subscription is not None
+        if len(self._gathering) >= self.options.batch or not self._subscription.pending_msgs:
+            self._seal()
+            await self._request_more()
+
+    async def _expire(self) -> None:
+        """Requests the server should have answered by now count as ended, so that new
+        ones go out (a lost connection loses the requests too)."""
+        while True:
+            await asyncio.sleep(REQUEST_EXPIRES_S / 4)
+            late = time.monotonic() - REQUEST_EXPIRES_S / 4
+            while self._requests and self._requests[0].deadline < late:
+                self._requests.popleft()
+            await self._request_more()
+
+    def _seal(self) -> None:
+        """What was gathered becomes batches of consecutive stream sequences."""
+        messages, self._gathering = self._gathering, []
+        if not messages:
+            return
         stats = self._counts()
         assert stats.pulled is not None and stats.redelivered is not None
         stats.pulled += len(messages)
         runs: list[list[tuple[int, Msg]]] = []
         for message in messages:
-            metadata = message.metadata
-            sequence = metadata.sequence.stream
-            if metadata.num_delivered > 1:
+            delivered, sequence, pending = reply_fields(message.reply)
+            if delivered > 1:
                 stats.redelivered += 1
-            stats.pending = metadata.num_pending
+            stats.pending = pending
             if runs and runs[-1][-1][0] + 1 == sequence:
                 runs[-1].append((sequence, message))
             else:
                 runs.append([(sequence, message)])
         now = time.monotonic()
-        return [self._batch(run, max_event_bytes, now) for run in runs]
+        for run in runs:
+            self._ready.put(self._batch(run, now))
 
-    def _batch(self, run: list[tuple[int, Msg]], max_event_bytes: int, now: float) -> _Pulled:
+    def _batch(self, run: list[tuple[int, Msg]], now: float) -> _Pulled:
         lines: list[bytes | OversizeLine] = []
         size = 0
         long_digits = False
+        max_event_bytes = self._max_event_bytes
         for _, message in run:
             data = message.data
             size += len(data)
@@ -278,10 +344,26 @@ class NatsSource(Source):
                 continue
             long_digits = long_digits or has_long_digit_run(data)
             lines.append(data)
-        held = _Held([message for _, message in run], now)
+        held = _Held([message.reply for _, message in run], now)
         self._held[id(held)] = held
         receipt = Receipt(lambda: self._on_settled(held))
         return LineBatch(run[0][0], lines, long_digits), size, receipt, held
+
+    def produce(self, give: Give, wakeup_fd: int | None, max_event_bytes: int) -> bool:
+        self._counts()
+        self._max_event_bytes = max_event_bytes
+        self._loop.submit(self._request_more())
+        while not self._stopping:
+            try:
+                batch, size, receipt, held = self._ready.get(timeout=STOP_CHECK_S)
+            except queue.Empty:
+                continue
+            if not give(batch, size, receipt):
+                # the run stopped taking: what was not handed on may go elsewhere now
+                self._loop.submit(self._nak([held]))
+                return False
+            self._loop.submit(self._request_more())
+        return True
 
     def _on_settled(self, held: _Held) -> None:
         """From any thread: the batch is safe; its acks go out on the loop."""
@@ -297,25 +379,29 @@ class NatsSource(Source):
 
     async def _ack_settled(self) -> None:
         stats = self._counts()
+        assert self._client is not None
+        publish = self._client.publish
         while self._settled:
             held = self._settled.popleft()
             self._held.pop(id(held), None)
-            for message in held.messages:
+            for reply in held.replies:
                 with contextlib.suppress(Exception):  # lost: the message comes again
-                    await message.ack()
+                    await publish(reply, ACK)
                     assert stats.acked is not None
                     stats.acked += 1
 
     async def _nak(self, held: list[_Held]) -> None:
         """Batches that will not be acked: the server may hand them out again now."""
+        assert self._client is not None
         for item in held:
             self._held.pop(id(item), None)
-            for message in item.messages:
+            for reply in item.replies:
                 with contextlib.suppress(Exception):
-                    await message.nak()
+                    await self._client.publish(reply, NAK)
 
     async def _keep_alive(self) -> None:
         """In-progress acks for batches held longer than a third of ack_wait."""
+        assert self._client is not None
         every = self.options.ack_wait / 3
         while True:
             await asyncio.sleep(every / 2)
@@ -323,16 +409,13 @@ class NatsSource(Source):
             for held in list(self._held.values()):
                 if held.since <= due:
                     held.since = time.monotonic()
-                    for message in held.messages:
+                    for reply in held.replies:
                         with contextlib.suppress(Exception):
-                            await message.in_progress()
+                            await self._client.publish(reply, IN_PROGRESS)
 
     def stop(self) -> None:
         """No more pulls; what was pulled and is routed still gets its acks."""
-        with self._pull_lock:
-            self._stopping = True
-            if self._pulling is not None:
-                self._pulling.cancel()
+        self._stopping = True
 
     def close(self) -> None:
         """After the drain: the last acks out, the rest handed back, the connection closed."""
@@ -344,8 +427,14 @@ class NatsSource(Source):
         self._loop.stop()
 
     async def _finish(self) -> None:
-        if self._keeper is not None:
-            self._keeper.cancel()
+        for task in self._tasks:
+            task.cancel()
+        if self._subscription is not None:
+            with contextlib.suppress(Exception):
+                await self._subscription.unsubscribe()
+        self._seal()  # messages that came meanwhile: handed back below
+        while not self._ready.empty():
+            self._ready.get_nowait()
         await self._ack_settled()
         await self._nak(list(self._held.values()))
         await self._disconnect()
