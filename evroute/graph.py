@@ -28,6 +28,10 @@ def input_label(producer: InputConfig) -> str:
         what = f"file {producer.pattern}"
     elif producer.kind == "stdin":
         what = "stdin"
+    elif producer.kind == "nats":
+        from evroute.sources.nats import describe_options
+
+        what = describe_options(producer.options)
     else:
         what = "command " + shlex.join(producer.argv or ())
     if producer.publish is not None:
@@ -94,6 +98,8 @@ def consumer_node(name: str, kind: str, options: object) -> ConsumerNode:
         return ConsumerNode(name, "per-event command" if per_event else "command", shlex.join(argv))
     if kind == "archive":
         return ConsumerNode(name, "archive", str(getattr(options, "folder", "")))
+    if kind == "nats":
+        return ConsumerNode(name, "nats", str(getattr(options, "subject", "")))
     return ConsumerNode(name, kind, "")  # a kind added later draws with its name alone
 
 

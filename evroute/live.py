@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from evroute.config import Config
+from evroute.render import input_table
 from evroute.stats import RunStats
 
 REFRESH_S = 0.25
@@ -118,7 +119,12 @@ class LiveView:
                 f"{consumer.delivered:,}",
                 Text(f"{consumer.dead_lettered:,}", style="red" if consumer.dead_lettered else ""),
             )
-        return Group(header, routes, consumers)
+        inputs = input_table(stats)
+        return (
+            Group(header, routes, consumers)
+            if inputs is None
+            else Group(header, inputs, routes, consumers)
+        )
 
 
 class LiveDisplay:

@@ -254,6 +254,21 @@ def subject_problem(subject: str, wildcards: bool) -> str | None:
     return None
 
 
+def subjects_overlap(first: str, second: str) -> bool:
+    """Whether some subject matches both (each may have `*` and `>` wildcards)."""
+    a, b = first.split("."), second.split(".")
+    for index in range(max(len(a), len(b))):
+        left = a[index] if index < len(a) else None
+        right = b[index] if index < len(b) else None
+        if left == ">" or right == ">":
+            return left is not None and right is not None
+        if left is None or right is None:
+            return False
+        if left != right and "*" not in (left, right):
+            return False
+    return True
+
+
 def tls_context(tls: TlsFiles | None) -> ssl.SSLContext:
     import ssl
 

@@ -82,6 +82,28 @@ def render_validation_summary(console: Console, file: str, issues: list[Issue]) 
     )
 
 
+def input_table(stats: RunStats) -> Table | None:
+    """The inputs that count acks (NATS): pulled, acked, redelivered and pending each;
+    None when no input does."""
+    counting = [(name, s) for name, s in list(stats.inputs.items()) if s.pulled is not None]
+    if not counting:
+        return None
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    table.add_column("input")
+    for column in ("events", "pulled", "acked", "redelivered", "pending"):
+        table.add_column(column, justify="right")
+    for name, counts in counting:
+        table.add_row(
+            escape(name),
+            f"{counts.events:,}",
+            f"{counts.pulled or 0:,}",
+            f"{counts.acked or 0:,}",
+            Text(f"{counts.redelivered or 0:,}", style="yellow" if counts.redelivered else ""),
+            f"{counts.pending or 0:,}",
+        )
+    return table
+
+
 def render_stats(console: Console, stats: RunStats) -> None:
     total = stats.total
     elapsed = stats.elapsed
@@ -118,6 +140,9 @@ def render_stats(console: Console, stats: RunStats) -> None:
             f"[yellow]{consumer.dropped:,}[/]" if consumer.dropped else "0",
             f"[red]{consumer.dead_lettered:,}[/]" if consumer.dead_lettered else "0",
         )
+    inputs = input_table(stats)
+    if inputs is not None:
+        console.print(inputs)
     console.print(routes)
     console.print(consumers)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from evroute import expr
 from evroute.config import env
-from evroute.config.inputs import read_inputs
+from evroute.config.inputs import check_nats_loops, read_inputs
 from evroute.config.model import (
     ON_FULL_POLICIES,
     UNMATCHED_DEAD_LETTER,
@@ -585,6 +585,7 @@ def build_config(
     if audit is not None:
         kept.append(("audit", audit, top["audit"], audit_rotation, "the audit log"))
     check_shared_files(checker, base_dir, consumers, consumer_nodes, kept)
+    check_nats_loops(checker, inputs, consumers, consumer_nodes)
 
     unmatched = UNMATCHED_DROP
     if "unmatched" in top:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evroute.config.model import InputConfig
+from evroute.config.model import ConsumerConfig, InputConfig
 
 if TYPE_CHECKING:
     from evroute.config.check import Checker
@@ -152,3 +152,48 @@ def _read_publish(checker: Checker, node: Node, path: str) -> tuple[str, ...] | 
             node, path, "is empty: this input may publish nothing, every event is denied"
         )
     return tuple(source for source in sources if source is not None)
+
+
+def check_nats_loops(
+    checker: Checker,
+    inputs: list[InputConfig],
+    consumers: dict[str, ConsumerConfig],
+    consumer_nodes: dict[str, Node],
+) -> None:
+    """Warn of a nats consumer that publishes where a nats input of the same config
+    reads (its events would come back without end), and of a consumer whose queue holds
+    more events than a nats input lets out unacked (a stopped consumer would stall the
+    input before its spill takes over)."""
+    from evroute.config.check import join
+    from evroute.natsconn import subjects_overlap
+    from evroute.sinks.nats import NatsSinkOptions
+    from evroute.sources.nats import NatsInputOptions
+
+    readers = [i for i in inputs if isinstance(i.options, NatsInputOptions)]
+    for name, consumer in consumers.items():
+        options = consumer.options
+        path = join("consumers", name)
+        for reader in readers:
+            read = reader.options
+            if consumer.queue.buffer >= read.max_ack_pending:
+                checker.warning(
+                    consumer_nodes[name],
+                    path,
+                    f"its queue holds {consumer.queue.buffer:,} events, and input"
+                    f" {reader.name!r} lets out at most {read.max_ack_pending:,} unacked:"
+                    " should this consumer stop, the input stalls before its spill takes"
+                    " over; give it a smaller buffer or the input a larger max_ack_pending",
+                )
+            if not isinstance(options, NatsSinkOptions):
+                continue
+            if not set(options.connection.servers) & set(read.connection.servers):
+                continue
+            subjects = (read.subject,) if read.subject is not None else read.stream.subjects or ()
+            published = options.template.pattern("*") if options.template else options.subject
+            if any(subjects_overlap(published, subject) for subject in subjects):
+                checker.warning(
+                    consumer_nodes[name].value["nats"],
+                    join(path, "nats"),
+                    f"publishes to {options.subject!r}, which input {reader.name!r} reads:"
+                    " what it routes there comes back as new events, without end",
+                )
