@@ -332,11 +332,24 @@ async def connect(
     try:
         client: Client = await asyncio.wait_for(nats.connect(**options), CONNECT_TIMEOUT_S)
     except (TimeoutError, OSError, nats.errors.Error) as error:
-        last = errors[-1] if errors else error
+        errors.append(error)
+        refused = [
+            e
+            for e in errors
+            if isinstance(e, nats.errors.AuthorizationError)
+            or "authorization violation" in str(e).lower()
+        ]
+        if refused:
+            why = (
+                "the server refused who we are (authorization violation): check user and"
+                " password, creds or the client certificate"
+            )
+        else:
+            # the first error says most: later ones are often the retries' resets
+            telling = [e for e in errors if not isinstance(e, TimeoutError)] or errors
+            why = f"{_describe(telling[0])}; is nats-server running there (with -js)?"
         raise NatsProblem(
-            f"{who}cannot connect to NATS at {settings.shown} within"
-            f" {CONNECT_TIMEOUT_S:g}s: {_describe(last)}; is nats-server running there"
-            " (with -js for JetStream)?"
+            f"cannot connect to NATS at {settings.shown} within {CONNECT_TIMEOUT_S:g}s: {why}"
         ) from None
     connected = True
     made.append(client)
