@@ -26,7 +26,7 @@ from evroute.errors import EvrouteError, InputError
 from evroute.publish import PublishPolicies, PublishPolicy
 from evroute.receipt import Receipt
 from evroute.router import Router, Tap
-from evroute.sinks import SINK_KINDS
+from evroute.sinks import SINK_KINDS, SinkFailed
 from evroute.sources import OversizeLine, Source, open_sources
 from evroute.sources.base import FdSource
 from evroute.sources.lines import LineBatch
@@ -207,6 +207,7 @@ class Pipeline:
             ):
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     previous[signum] = signal.signal(signum, self._on_signal)
+            self._prepare_sinks()
             for worker in self.workers:
                 worker.start()
             watchers = self._start_watching()
@@ -246,6 +247,19 @@ class Pipeline:
             errors,
             dead_letters_written=self.dead_letters.write_error is None,
         )
+
+    def _prepare_sinks(self) -> None:
+        """What consumers need before anything is read (a NATS server): a problem stops
+        the run before it starts, with nothing routed."""
+        prepared: list[ConsumerWorker] = []
+        for worker in self.workers:
+            try:
+                worker.sink.prepare()
+            except SinkFailed as error:
+                for ready in prepared:
+                    ready.sink.close(0)
+                raise EvrouteError(f"consumer {worker.sink.name!r}: {error}") from None
+            prepared.append(worker)
 
     def _open_inputs(self) -> list[Producer]:
         """The inputs as producers; the files named on the command line (or stdin) are

@@ -60,6 +60,10 @@ class Sink:
         self.base_dir = base_dir
         self.name = config.name
 
+    def prepare(self) -> None:
+        """Before the run reads anything: what must work for it to start at all (a
+        server to reach); raises SinkFailed, which stops the run before it begins."""
+
     def open(self) -> None:
         """Get ready to write (open the file, start the process); raises SinkFailed."""
 

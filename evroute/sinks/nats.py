@@ -176,14 +176,22 @@ class NatsSink(Sink):
         self._ids = itertools.count(1)
         self._prefix = ""  # this run's message ids: unique, so a retry is deduplicated
 
-    def open(self) -> None:
+    def prepare(self) -> None:
+        """Connect before the run starts: a server that cannot be reached, or a stream
+        that is not there, stops the run at once rather than failing the consumer."""
         self._loop = LoopThread(f"consumer-{self.name}")
         try:
             self._loop.call(self._open(), CONNECT_TIMEOUT_S + 10)
         except NatsProblem as problem:
+            self.close(0)
             raise SinkFailed(str(problem)) from None
         except Exception as error:
+            self.close(0)
             raise SinkFailed(f"cannot publish to NATS: {error}") from None
+
+    def open(self) -> None:
+        if self._loop is None:  # prepare() was not called (a library user)
+            self.prepare()
 
     async def _open(self) -> None:
         import nats.nuid
