@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from evroute.natsconn import (
     CONNECT_TIMEOUT_S,
     CONNECTION_KEYS,
@@ -52,6 +54,7 @@ from evroute.sinks.path_template import parse as parse_template
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
+    from nats.aio.msg import Msg
     from nats.js import JetStreamContext
 
     from evroute.config.check import Checker
@@ -61,8 +64,6 @@ if TYPE_CHECKING:
 NATS_CONSUMER_KEYS = (*CONNECTION_KEYS, "subject", "stream")
 # How long the stream may take to acknowledge a publish before it is tried again.
 PUBLISH_ACK_TIMEOUT_S = 5.0
-# Publishes awaiting their acknowledgement at once (nats-py's own default is 4,000).
-MAX_IN_FLIGHT = 4096
 # A value in a subject: the characters that would split it into tokens or be wildcards.
 _SUBJECT_UNSAFE = str.maketrans({char: "_" for char in " \t\r\n.*>"})
 NULL_TOKEN = "_"
@@ -140,7 +141,9 @@ def subject_value(value: Any) -> str:
         from evroute.sinks.path_template import _compact_json
 
         text = _compact_json(value)
-    text = "".join(char if char.isprintable() else "_" for char in text.translate(_SUBJECT_UNSAFE))
+    text = text.translate(_SUBJECT_UNSAFE)
+    if not text.isprintable():  # control characters and the like: rare, so checked once
+        text = "".join(char if char.isprintable() else "_" for char in text)
     return text or NULL_TOKEN
 
 
@@ -175,6 +178,8 @@ class NatsSink(Sink):
         self._stop = threading.Event()
         self._ids = itertools.count(1)
         self._prefix = ""  # this run's message ids: unique, so a retry is deduplicated
+        self._inbox = ""  # where acknowledgements come, each to INBOX.<its message's number>
+        self._waiting: dict[str, asyncio.Future[str]] = {}
 
     def prepare(self) -> None:
         """Connect before the run starts: a server that cannot be reached, or a stream
@@ -197,7 +202,11 @@ class NatsSink(Sink):
         import nats.nuid
 
         self._client = await connect(self.options.connection, f"consumer {self.name}", _ignore)
-        self._js = self._client.jetstream(publish_async_max_pending=MAX_IN_FLIGHT)
+        self._js = self._client.jetstream()
+        self._inbox = self._client.new_inbox() + "."
+        await self._client.subscribe(
+            self._inbox + "*", cb=self._on_reply, pending_msgs_limit=0, pending_bytes_limit=0
+        )
         if self.options.stream is not None:
             await ensure_stream(self._js, self.options.stream, self.options.connection.shown)
         self._prefix = nats.nuid.NUID().next().decode() + "-"
@@ -246,34 +255,61 @@ class NatsSink(Sink):
         return sorted(failures)
 
     async def _publish(self, pending: list[tuple[int, str, bytes, str]]) -> list[str]:
-        """Publish each, then await the acknowledgements; per item, the error or ''."""
-        import nats.errors
-        import nats.js.errors
+        """Publish each, then await the acknowledgements; per item, the error or ''.
 
-        assert self._js is not None
+        Each message names a reply subject of this sink's own inbox, whose token finds
+        its future again: JetStream's acknowledgement comes there.
+        """
+        import nats.errors
+
+        assert self._client is not None
+        publish = self._client.publish
+        waiting = self._waiting
+        prefix = self._inbox
+        loop = asyncio.get_running_loop()
         errors = [""] * len(pending)
-        futures: list[tuple[int, asyncio.Future[Any]]] = []
+        futures: list[tuple[int, str, asyncio.Future[str]]] = []
         for position, (_, subject, payload, message_id) in enumerate(pending):
+            token = message_id[len(self._prefix) :]
+            future: asyncio.Future[str] = loop.create_future()
+            waiting[token] = future
             try:
-                future = await self._js.publish_async(
-                    subject, payload, headers={"Nats-Msg-Id": message_id}
+                await publish(
+                    subject, payload, reply=prefix + token, headers={"Nats-Msg-Id": message_id}
                 )
             except (nats.errors.Error, OSError) as error:
+                del waiting[token]
                 errors[position] = _describe(error)
                 continue
-            futures.append((position, future))
+            futures.append((position, token, future))
         if futures:
-            await asyncio.wait([future for _, future in futures], timeout=PUBLISH_ACK_TIMEOUT_S)
-        for position, future in futures:
-            if not future.done():
+            await asyncio.wait([future for _, _, future in futures], timeout=PUBLISH_ACK_TIMEOUT_S)
+        for position, token, future in futures:
+            if future.done():
+                errors[position] = future.result()
+            else:
+                waiting.pop(token, None)
                 future.cancel()
                 errors[position] = f"no acknowledgement within {PUBLISH_ACK_TIMEOUT_S:g}s"
-            elif (refused := future.exception()) is not None:
-                if isinstance(refused, nats.js.errors.NoStreamResponseError):
-                    errors[position] = f"no stream takes subject {pending[position][1]!r}"
-                else:
-                    errors[position] = _describe(refused)
         return errors
+
+    async def _on_reply(self, message: Msg) -> None:
+        """JetStream's answer to a publish: an acknowledgement, or why not."""
+        future = self._waiting.pop(message.subject[len(self._inbox) :], None)
+        if future is None or future.done():
+            return  # answered after its wait ran out: it will be published again
+        status = message.headers.get("Status") if message.headers else None
+        if status == "503":
+            subject = message.subject
+            future.set_result(f"no stream takes the subject (no responders for {subject!r})")
+        elif b'"error"' in message.data:
+            try:
+                error = orjson.loads(message.data)["error"]
+                future.set_result(f"the stream refused it: {error.get('description', error)}")
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+                future.set_result(f"the stream refused it: {message.data[:200]!r}")
+        else:
+            future.set_result("")
 
     def terminate(self) -> None:
         self._stop.set()
