@@ -32,6 +32,8 @@ SCHEMES = ("nats", "tls")
 # a lost connection is tried again without end, as the run must not lose its place.
 CONNECT_TIMEOUT_S = 5.0
 RECONNECT_WAIT_S = 0.5
+# Attempts failed outright (refused, a login refused) after which connecting gives up.
+FAILURES_TO_GIVE_UP = 3
 # Subject tokens are separated by dots; these characters are wildcards or separators.
 SUBJECT_UNSAFE = frozenset(" \t\r\n.*>")
 
@@ -330,7 +332,7 @@ async def connect(
         options["user"] = settings.user
         options["password"] = settings.password or ""
     try:
-        client: Client = await asyncio.wait_for(nats.connect(**options), CONNECT_TIMEOUT_S)
+        client = await _connect_or_give_up(nats.connect(**options), errors)
     except (TimeoutError, OSError, nats.errors.Error) as error:
         errors.append(error)
         refused = [
@@ -346,14 +348,40 @@ async def connect(
             )
         else:
             # the first error says most: later ones are often the retries' resets
-            telling = [e for e in errors if not isinstance(e, TimeoutError)] or errors
-            why = f"{_describe(telling[0])}; is nats-server running there (with -js)?"
-        raise NatsProblem(
-            f"cannot connect to NATS at {settings.shown} within {CONNECT_TIMEOUT_S:g}s: {why}"
-        ) from None
+            telling = [e for e in errors if not isinstance(e, TimeoutError)]
+            what = _describe(telling[0]) if telling else f"no answer within {CONNECT_TIMEOUT_S:g}s"
+            why = f"{what}; is nats-server running there (with -js)?"
+        raise NatsProblem(f"cannot connect to NATS at {settings.shown}: {why}") from None
     connected = True
     made.append(client)
     return client
+
+
+async def _connect_or_give_up(
+    connecting: Coroutine[Any, Any, Client], errors: list[BaseException]
+) -> Client:
+    """The connection, within CONNECT_TIMEOUT_S; given up on sooner when attempts fail
+    outright (nothing listens there, the login is refused): waiting would not help."""
+    task = asyncio.ensure_future(connecting)
+    deadline = asyncio.get_running_loop().time() + CONNECT_TIMEOUT_S
+    try:
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise TimeoutError
+            done, _ = await asyncio.wait({task}, timeout=min(remaining, 0.1))
+            if done:
+                return task.result()
+            # a refusal, a login refused, a failed handshake: each attempt fails the
+            # same way at once; a network that is only slow gives timeouts instead
+            definite = [e for e in errors if not isinstance(e, TimeoutError)]
+            if len(definite) >= FAILURES_TO_GIVE_UP:
+                raise TimeoutError
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
 
 
 def _describe(error: BaseException) -> str:
