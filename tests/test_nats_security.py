@@ -299,6 +299,24 @@ def publish_then_route(folder: Path, connection: str, env: dict[str, str]) -> di
     return read_stats(folder / "stats.json")
 
 
+def refusal(folder: Path, nats_options: str) -> str:
+    """What `evroute run` says (it must exit 1) when its nats input cannot connect."""
+    config = write(
+        folder,
+        "route.yaml",
+        f"""\
+        version: 1
+        inputs:
+          - {{name: bus, nats: {{{nats_options}, stream: S}}}}
+        consumers: {{out: {{file: out.jsonl}}}}
+        routes: [{{name: all, to: out}}]
+        """,
+    )
+    result = run_evroute(["run", str(config)], folder)
+    assert result.returncode == 1, result.stderr.decode()
+    return result.stderr.decode()
+
+
 def test_tls_with_a_client_certificate_publishes_and_reads(
     tmp_path: Path, tls_server: NatsServer
 ) -> None:
@@ -313,21 +331,9 @@ def test_tls_with_a_client_certificate_publishes_and_reads(
 def test_without_its_client_certificate_the_tls_server_refuses_clearly(
     tmp_path: Path, tls_server: NatsServer
 ) -> None:
-    config = write(
-        tmp_path,
-        "route.yaml",
-        f"""\
-        version: 1
-        inputs:
-          - {{name: bus, nats: {{url: "tls://127.0.0.1:{tls_server.port}", stream: S,
-              tls: {{ca: certs/ca.pem}}}}}}
-        consumers: {{out: {{file: out.jsonl}}}}
-        routes: [{{name: all, to: out}}]
-        """,
-    )
-    result = run_evroute(["run", str(config)], tmp_path)
-    assert result.returncode == 1
-    assert f"cannot connect to NATS at tls://127.0.0.1:{tls_server.port}" in result.stderr.decode()
+    url = f"tls://127.0.0.1:{tls_server.port}"
+    stderr = refusal(tmp_path, f'url: "{url}", tls: {{ca: certs/ca.pem}}')
+    assert f"cannot connect to NATS at {url}" in stderr
 
 
 def test_user_and_password_come_from_the_environment(
@@ -347,23 +353,8 @@ def test_user_and_password_come_from_the_environment(
 def test_a_wrong_password_is_a_clear_error_that_never_shows_it(
     tmp_path: Path, password_server: NatsServer
 ) -> None:
-    config = write(
-        tmp_path,
-        "route.yaml",
-        f"""\
-        version: 1
-        inputs:
-          - name: bus
-            nats:
-              url: nats://router:wrong-one@127.0.0.1:{password_server.port}
-              stream: S
-        consumers: {{out: {{file: out.jsonl}}}}
-        routes: [{{name: all, to: out}}]
-        """,
-    )
-    result = run_evroute(["run", str(config)], tmp_path)
-    stderr = result.stderr.decode()
-    assert result.returncode == 1, stderr
+    url = f"nats://router:wrong-one@127.0.0.1:{password_server.port}"
+    stderr = refusal(tmp_path, f'url: "{url}"')
     assert "cannot connect to NATS at nats://router:***@127.0.0.1" in stderr
     assert "authorization violation" in stderr.lower()
     assert "wrong-one" not in stderr
@@ -380,17 +371,5 @@ def test_a_credentials_file_publishes_and_reads(
 def test_without_credentials_the_operator_server_refuses_clearly(
     tmp_path: Path, operator_server: NatsServer
 ) -> None:
-    config = write(
-        tmp_path,
-        "route.yaml",
-        f"""\
-        version: 1
-        inputs:
-          - {{name: bus, nats: {{url: "nats://127.0.0.1:{operator_server.port}", stream: S}}}}
-        consumers: {{out: {{file: out.jsonl}}}}
-        routes: [{{name: all, to: out}}]
-        """,
-    )
-    result = run_evroute(["run", str(config)], tmp_path)
-    assert result.returncode == 1
-    assert "authorization violation" in result.stderr.decode()
+    stderr = refusal(tmp_path, f'url: "nats://127.0.0.1:{operator_server.port}"')
+    assert "authorization violation" in stderr
