@@ -22,6 +22,7 @@ from nats_server import (
     create_stream,
     nats_server_fixture,  # noqa: F401 - the `nats_server` fixture, found by pytest here
     publish,
+    read_stream,
 )
 from runs import EVROUTE, read_stats
 
@@ -178,3 +179,43 @@ def test_messages_held_longer_than_ack_wait_are_kept_and_not_delivered_again(
     assert stats["inputs"]["bus"]["redelivered"] == 0
     assert stats["inputs"]["bus"]["pulled"] == total
     assert lines_in(tmp_path / "copy.jsonl") == total
+
+
+def test_a_nats_consumer_dead_letters_what_no_stream_takes_and_what_has_no_subject(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    url = nats_server.url
+    create_stream(url, "ORDERS", ["orders.>"])
+    config = tmp_path / "routes.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""\
+            version: 1
+            dead_letter: dead.jsonl
+            consumers:
+              lost: {{nats: {{url: {url}, subject: nowhere.at.all}}, retries: 1}}
+              sized: {{nats: {{url: {url}, subject: 'orders.{{length(v)}}'}}}}
+            routes:
+              - {{name: all, to: [lost, sized]}}
+            """
+        )
+    )
+    lines = b'{"id": 1, "v": "abc"}\n{"id": 2}\n{"id": 3, "v": [1, 2]}\n'
+    result = subprocess.run(
+        [*EVROUTE, "run", str(config), "-", "--stats", "off", "--stats-json", "stats.json"],
+        cwd=tmp_path,
+        input=lines,
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 3, result.stderr.decode()
+    stats = read_stats(tmp_path / "stats.json")["consumers"]
+    assert (stats["lost"]["delivered"], stats["lost"]["dead_lettered"]) == (0, 3)
+    assert (stats["sized"]["delivered"], stats["sized"]["dead_lettered"]) == (2, 1)
+    letters = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_bytes().splitlines()]
+    details = {(letter["consumer"], letter["event"]["id"]): letter["detail"] for letter in letters}
+    assert "no stream takes the subject" in details[("lost", 1)]
+    assert "(2 attempts)" in details[("lost", 1)]
+    assert details[("sized", 2)].startswith("subject template: {length(v)} failed")
+    subjects = [message.subject for message in read_stream(url, "ORDERS")]
+    assert subjects == ["orders.3", "orders.2"]
