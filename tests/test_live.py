@@ -12,7 +12,7 @@ from rich.console import Console
 
 from evroute.config import load_config
 from evroute.live import LiveView, sparkline
-from evroute.stats import ConsumerStats, RouteStats, RunStats
+from evroute.stats import ConsumerStats, InputStats, RouteStats, RunStats
 
 EVROUTE = [sys.executable, "-m", "evroute"]
 
@@ -73,6 +73,24 @@ def test_the_view_shows_rates_queues_spill_restarts_and_states(tmp_path: Path) -
     ]
     notifier_row = next(line for line in lines if line.lstrip().startswith("notifier"))
     assert notifier_row.split() == ["notifier", "restarting", "0", "(0%)", "2", "0", "7"]
+
+
+def test_the_view_shows_the_acks_of_a_nats_input(tmp_path: Path) -> None:
+    config_path = tmp_path / "routes.yaml"
+    config_path.write_text(
+        "version: 1\nconsumers: {out: {file: out.jsonl}}\nroutes: [{name: all, to: out}]\n"
+    )
+    stats = RunStats()
+    stats.inputs["bus"] = InputStats(events=90, pulled=100, acked=80, redelivered=3, pending=7)
+    stats.inputs["file.jsonl"] = InputStats(events=5)
+    view = LiveView(load_config(config_path))
+    view.sample(stats)
+    console = Console(width=100, record=True, color_system=None)
+    console.print(view.render(stats))
+    lines = [line.split() for line in console.export_text().splitlines()]
+    assert ["input", "events", "pulled", "acked", "redelivered", "pending"] in lines
+    assert ["bus", "90", "100", "80", "3", "7"] in lines
+    assert not any(line[:1] == ["file.jsonl"] for line in lines)
 
 
 def test_a_run_with_stats_live_draws_the_view(tmp_path: Path) -> None:

@@ -66,3 +66,37 @@ def test_issues_are_one_line_each_even_when_long() -> None:
     assert rendered(draw) == (
         f"a.yaml:3:7: error: routes[0].filter: {'x' * 150}\na.yaml: invalid (1 error)\n"
     )
+
+
+EXPECTED_NATS_STATS = """\
+2,000 events from 2 inputs in 2.00 s (1,000 events/s); 0 unmatched
+
+ input   events   pulled   acked   redelivered   pending
+ ───────────────────────────────────────────────────────
+ bus      1,500    1,520   1,480            20        35
+
+
+ route   matched   errors
+ ────────────────────────
+ all       2,000        0
+
+
+ consumer   state     enqueued   delivered   dropped   dead-lettered
+ ───────────────────────────────────────────────────────────────────
+ archive    running      2,000       1,980         0               0
+
+"""
+
+
+def test_final_stats_show_the_acks_of_nats_inputs_only() -> None:
+    stats = RunStats(started=0.0, finished=2.0)
+    stats.inputs["orders.jsonl"] = InputStats(events=500, bytes=1000)
+    stats.inputs["bus"] = InputStats(
+        events=1500, bytes=9000, pulled=1520, acked=1480, redelivered=20, pending=35
+    )
+    stats.routes["all"] = RouteStats(matched=2000)
+    stats.consumers["archive"] = ConsumerStats(enqueued=2000, delivered=1980, state="running")
+    assert rendered(lambda console: render.render_stats(console, stats)) == EXPECTED_NATS_STATS
+    bus = stats.as_json()["inputs"]
+    assert set(bus["bus"]) >= {"pulled", "acked", "redelivered", "pending"}
+    assert "pulled" not in bus["orders.jsonl"]
