@@ -236,7 +236,7 @@ routes:
 
 
 def validate(tmp_path: Path, text: str) -> list[tuple[str, str, str]]:
-    config, issues = check_config(write_config(tmp_path, text))
+    _, issues = check_config(write_config(tmp_path, text))
     return [(issue.severity, issue.path, issue.message) for issue in issues]
 
 
