@@ -16,7 +16,7 @@ from evroute.audit import AuditLog, Entry, id_json
 from evroute.buffer import ConsumerQueue, Parcel
 from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP, Config, RouteConfig
 from evroute.deadletter import DeadLetters, Letter
-from evroute.expr import ExpressionError, Plan, PlanStep, compile_plan
+from evroute.expr import ExpressionError, Plan, PlanStep, batch_runner, compile_plan
 from evroute.policy import Gate
 from evroute.publish import PublishPolicy
 from evroute.sources.lines import LineBatch, OversizeLine, has_long_digit_run
@@ -354,22 +354,22 @@ class Router:
         long_digits = (rounding or refusal is not None) and bool(batch.long_digits)
         skipped = 0  # blank lines and malformed ones
         denied = 0
-        if refusal is None and path is None and not long_digits:
-            # the common case, without the tests that cannot apply to it
-            plan = default_plan
-            for position, line in enumerate(lines):
-                try:
-                    event = loads(line)
-                except Exception:
-                    event = None
-                if type(event) is not dict:
-                    event = self._parse_slowly(first + position, position, line)
-                    if event is None:
-                        skipped += 1
-                        continue
-                if not plan(event, position):
-                    record_unmatched(position)
-            lines = []  # routed: the general loop below has nothing left to do
+        simple = refusal is None and path is None and not long_digits
+        run = batch_runner(default_plan) if simple else None
+        if run is not None:
+            # the common case: the loop below, without what cannot apply, inside the
+            # plan's generated code (a call less per event)
+            skips: list[int] = []
+
+            def slow(position: int, line: bytes) -> dict[str, Any] | None:
+                event = self._parse_slowly(first + position, position, line)
+                if event is None:
+                    skips.append(position)
+                return event
+
+            run(lines, loads, slow, record_unmatched)
+            skipped = len(skips)
+            lines = []  # routed: the general loop has nothing left to do
         for position, line in enumerate(lines):
             try:
                 event = loads(line)

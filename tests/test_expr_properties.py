@@ -857,9 +857,9 @@ def expression_source(compiled: expr.Expression) -> str:
     return codegen.CodeGenerator(compiled.source, compiled.tree, False).generate().source
 
 
-def plan_source(steps: list[expr.PlanStep]) -> str:
+def plan_source(steps: list[expr.PlanStep], batch: bool = False) -> str:
     generator = codegen.CodeGenerator("", {"type": "identity", "children": []}, False)
-    return generator.generate_plan(steps).source
+    return generator.generate_plan(steps, batch).source
 
 
 @pytest.fixture
@@ -891,6 +891,7 @@ def test_no_expression_text_becomes_code(
     if filters:
         steps = [expr.PlanStep(n, f, n % 2 == 1) for n, f in enumerate(filters)]
         assert_only_generated_names(plan_source(steps))
+        assert_only_generated_names(plan_source(steps, batch=True))
         recorders = [lambda p, event=None: True for _ in filters]
         expr.compile_plan(steps, recorders, lambda route, p, error: None)(document, 0)
     assert list(in_empty_dir.iterdir()) == []

@@ -21,12 +21,14 @@ from evroute.expr.errors import INVALID_VALUE, ExpressionError, ExpressionSyntax
 from evroute.expr.runtime import is_truthy, json_equal
 
 __all__ = [
+    "BatchRunner",
     "Explanation",
     "Expression",
     "ExpressionError",
     "ExpressionSyntaxError",
     "Plan",
     "PlanStep",
+    "batch_runner",
     "compile",
     "compile_plan",
     "is_truthy",
@@ -109,10 +111,36 @@ def compile_plan(
     sources = "; ".join(step.filter.source for step in steps if step.filter is not None)
     try:
         generated = generator.generate_plan(steps)
-        return _load(generated, sources, (fail, *recorders))  # type: ignore[no-any-return]
+        plan = _load(generated, sources, (fail, *recorders))
     except (ExpressionSyntaxError, RecursionError):
         # the filters compiled alone, but together they are too much for one function
         return _plan_of_tests(steps, recorders, fail)
+    plan.batch_of = (steps, recorders, fail, sources)  # for batch_runner
+    return plan  # type: ignore[no-any-return]
+
+
+# run(lines, loads, slow, unmatched): see codegen.generate_plan
+BatchRunner = Callable[
+    [list[bytes], Callable[[bytes], Any], Callable[[int, bytes], Any], Callable[[int], None]], None
+]
+
+
+def batch_runner(plan: Plan) -> BatchRunner | None:
+    """`plan` run over a batch of lines with the loop inside (codegen.generate_plan with
+    batch), compiled the first time it is asked for; None for a plan without one."""
+    made: Any = getattr(plan, "batch_runner", None)
+    if made is None:
+        spec = getattr(plan, "batch_of", None)
+        if spec is None:
+            return None
+        steps, recorders, fail, sources = spec
+        generator = codegen.CodeGenerator("", {"type": "identity", "children": []}, False)
+        try:
+            made = _load(generator.generate_plan(steps, batch=True), sources, (fail, *recorders))
+        except (ExpressionSyntaxError, RecursionError):
+            made = False  # nested too deeply with the loop around it: event by event
+        plan.batch_runner = made  # type: ignore[attr-defined]
+    return None if made is False else made
 
 
 def _plan_of_tests(

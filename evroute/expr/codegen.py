@@ -46,6 +46,7 @@ HELPERS: dict[str, Any] = {
     "ln": len,
     "eq": runtime.json_equal,
     "EXC": Exception,
+    "EN": enumerate,
     **{
         f"f{index}": runtime.FUNCTIONS[name].implementation
         for index, name in enumerate(FUNCTION_NAMES)
@@ -326,13 +327,19 @@ class CodeGenerator:
         lines.append("    return search, test")
         return Generated("\n".join(lines) + "\n", tuple(self.constants), self.trace_root)
 
-    def generate_plan(self, steps: Sequence[PlanStep]) -> Generated:
+    def generate_plan(self, steps: Sequence[PlanStep], batch: bool = False) -> Generated:
         """One function that runs the filters of several routes on an event.
 
         `plan(event, position)` calls each matching route's recorder with the position
         (and the event, for a recorder that transforms it, whose result says whether it
         matched), calls `fail(route, position, exception)` for a filter that raises, and
         returns whether any route matched. The event must be an object.
+
+        With `batch`, the function is instead `run(lines, loads, slow, unmatched)`: the
+        same for each line of a batch, with the loop inside (a call less per event). It
+        parses each line with `loads`; a line that is not an object goes to `slow(position,
+        line)`, which gives the event or None (the line is skipped); `unmatched(position)`
+        hears of each event no route matched.
         """
         self.root_paths = {}
         body: list[str] = []
@@ -360,12 +367,36 @@ class CodeGenerator:
         lines.append(f"    ({', '.join(['fail', *recorders])},) = record")
         for function in self.functions:
             lines.extend(function)
-        lines.append(f"    def plan({PLAN_EVENT}, p):")
-        lines.extend(prologue)
-        lines.append("        m = False")
-        lines.extend(body)
-        lines.append("        return m")
-        lines.append("    return plan")
+        if not batch:
+            lines.append(f"    def plan({PLAN_EVENT}, p):")
+            lines.extend(prologue)
+            lines.append("        m = False")
+            lines.extend(body)
+            lines.append("        return m")
+            lines.append("    return plan")
+            return Generated("\n".join(lines) + "\n", tuple(self.constants), None)
+        run, batch_lines, loads, slow, unmatched, line = (
+            self.name("h"),
+            *(self.name() for _ in range(5)),
+        )
+        lines += [
+            f"    def {run}({batch_lines}, {loads}, {slow}, {unmatched}):",
+            f"        for p, {line} in EN({batch_lines}):",
+            "            try:",
+            f"                {PLAN_EVENT} = {loads}({line})",
+            "            except EXC:",
+            f"                {PLAN_EVENT} = None",
+            f"            if T({PLAN_EVENT}) is not D:",
+            f"                {PLAN_EVENT} = {slow}(p, {line})",
+            f"                if {PLAN_EVENT} is None:",
+            "                    continue",
+            *("    " + code for code in prologue),
+            "            m = False",
+            *("    " + code for code in body),
+            "            if not m:",
+            f"                {unmatched}(p)",
+            f"    return {run}",
+        ]
         return Generated("\n".join(lines) + "\n", tuple(self.constants), None)
 
     def preamble(self) -> list[str]:

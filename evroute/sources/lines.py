@@ -25,12 +25,12 @@ Line = tuple[int, "bytes | OversizeLine"]
 
 # orjson reads integers beyond 64 bits as floats, losing digits. Lines where one may be
 # (a run of 19 digits or more) are parsed exactly instead. Mapping digits to "0" and
-# looking for 19 of them over a whole chunk costs about 0.6 ns a byte.
+# looking for 19 of them over a whole chunk costs about 0.8 ns a byte.
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_DIGITS = b"0" * 19
 # For chunks: bytearray.translate runs twice as fast as bytes.translate (which also
 # tracks whether anything changed), and copying into a buffer kept per thread allocates
-# nothing: 30% less in all. Within these sizes only, so that the buffer stays small.
+# nothing: 0.55 ns a byte in all. Within these sizes only, so the buffer stays small.
 _scratch = threading.local()
 _SCRATCH_SIZES = range(4096, (1 << 20) + 1)
 
