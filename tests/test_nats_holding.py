@@ -136,12 +136,12 @@ def test_a_consumer_that_stops_reading_does_not_stop_the_input(
 def test_messages_held_longer_than_ack_wait_are_kept_and_not_delivered_again(
     nats_server: NatsServer, tmp_path: Path
 ) -> None:
-    total = 12
+    total = 8
     url = nats_server.url
     create_stream(url, "ORDERS", ["orders.>"])
     assert publish(url, "orders.new", events(total)) == total
     # a consumer that acknowledges each event only after 0.4 s: the batch waits for about
-    # 5 s, five times ack_wait, and the server must not hand its messages out again
+    # 3 s, three times ack_wait, and the server must not hand its messages out again
     slow = (
         "import sys, time\n"
         "for line in sys.stdin:\n"
