@@ -23,15 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from evroute.deadletter import RAW_LIMIT
 from evroute.errors import InputError
+from evroute.natsclient import CONNECT_TIMEOUT_S, LoopThread, connect, ensure_stream
 from evroute.natsconn import (
-    CONNECT_TIMEOUT_S,
     CONNECTION_KEYS,
-    LoopThread,
+    SUBJECT_UNSAFE,
     NatsConnection,
     NatsProblem,
     StreamSpec,
-    connect,
-    ensure_stream,
     parse_connection,
     parse_stream,
     subject_problem,
@@ -112,7 +110,7 @@ def parse_options(
     durable = name
     if "durable" in fields:
         durable_name = checker.string(fields["durable"], join(path, "durable"))
-        if durable_name is not None and any(c in " \t\r\n.*>" for c in durable_name):
+        if durable_name is not None and any(c in SUBJECT_UNSAFE for c in durable_name):
             checker.error(
                 fields["durable"],
                 join(path, "durable"),
