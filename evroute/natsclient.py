@@ -49,6 +49,14 @@ async def connect(
     import nats
 
     errors: list[BaseException] = []
+    connection_errors = (
+        OSError,
+        TimeoutError,
+        nats.errors.ConnectionClosedError,
+        nats.errors.UnexpectedEOF,
+        nats.errors.StaleConnectionError,
+        nats.errors.NoServersError,
+    )
     connected = False
     made: list[Client] = []
     who = f"{name}: " if name else ""
@@ -56,6 +64,8 @@ async def connect(
     async def on_error(error: Exception) -> None:
         if not connected:
             errors.append(error)
+        elif not isinstance(error, connection_errors):  # those: the reconnect says so
+            warn(f"{who}NATS: {type(error).__name__}: {error}")
 
     async def on_disconnect() -> None:
         if connected and not (made and made[0].is_closed):  # not when evroute closes it
@@ -81,7 +91,7 @@ async def connect(
         if settings.tls is not None or any(s.startswith("tls://") for s in settings.servers):
             options["tls"] = tls_context(settings.tls)
     except OSError as error:  # ssl.SSLError is one
-        raise NatsProblem(f"{who}cannot load the TLS files: {error}") from None
+        raise NatsProblem(f"cannot load the TLS files: {error}") from None
     if settings.creds is not None:
         options["user_credentials"] = str(settings.creds)
     if settings.user is not None:

@@ -211,7 +211,7 @@ def parse_stream(checker: Checker, node: Node, path: str) -> StreamSpec | None:
 
 
 def _stream_name_ok(checker: Checker, node: Node, path: str, name: str) -> bool:
-    if not name or any(char in " \t\r\n.*>/\\" for char in name):
+    if not name or any(char in NAME_UNSAFE for char in name):
         checker.error(
             node, path, f"{name!r} is not a stream name: no spaces, '.', '*', '>', '/' or '\\'"
         )
@@ -236,6 +236,23 @@ def subject_problem(subject: str, wildcards: bool) -> str | None:
                 return f"{subject!r} has a wildcard; a published subject names one subject"
             return f"{subject!r}: '*' and '>' must be whole tokens"
     return None
+
+
+# What a stream's or a consumer's name may not hold (nats-server refuses them).
+NAME_UNSAFE = SUBJECT_UNSAFE | frozenset("/\\")
+
+
+def subject_within(inner: str, outer: str) -> bool:
+    """Whether every subject `inner` matches (wildcards and all) `outer` matches too."""
+    a, b = inner.split("."), outer.split(".")
+    for index, token in enumerate(b):
+        if token == ">":
+            return len(a) > index
+        if index >= len(a) or a[index] == ">":
+            return False
+        if token != "*" and token != a[index]:
+            return False
+    return len(a) == len(b)
 
 
 def subjects_overlap(first: str, second: str) -> bool:

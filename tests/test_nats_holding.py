@@ -214,7 +214,7 @@ def test_a_nats_consumer_dead_letters_what_no_stream_takes_and_what_has_no_subje
     assert (stats["sized"]["delivered"], stats["sized"]["dead_lettered"]) == (2, 1)
     letters = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_bytes().splitlines()]
     details = {(letter["consumer"], letter["event"]["id"]): letter["detail"] for letter in letters}
-    assert "no stream takes the subject" in details[("lost", 1)]
+    assert "no stream takes subject 'nowhere.at.all'" in details[("lost", 1)]
     assert "(2 attempts)" in details[("lost", 1)]
     assert details[("sized", 2)].startswith("subject template: {length(v)} failed")
     subjects = [message.subject for message in read_stream(url, "ORDERS")]

@@ -17,6 +17,7 @@ from evroute.natsconn import (
     parse_connection,
     parse_stream,
     subject_problem,
+    subjects_overlap,
 )
 from evroute.sinks.base import (
     Sink,
@@ -94,6 +95,14 @@ def parse_options(
     else:
         subject = literal = unescape(subject)
     problem = subject_problem(literal, wildcards=False)
+    if problem is None and stream is not None and stream.subjects:
+        # a templated subject's values may be anything: each stands for any one token
+        published = template.pattern("*") if template is not None else subject
+        if not any(subjects_overlap(published, taken) for taken in stream.subjects):
+            problem = (
+                f"{subject!r} is not among the subjects of stream {stream.name!r}"
+                f" ({', '.join(stream.subjects)}): no event would be taken"
+            )
     if problem is not None:
         checker.error(subject_node, join(path, "subject"), problem)
         return None

@@ -40,6 +40,12 @@ if TYPE_CHECKING:
 
 # How long the stream may take to acknowledge a publish before it is tried again.
 PUBLISH_ACK_TIMEOUT_S = 5.0
+# A subject longer than this would overflow nats-server's control line (4 KiB, with the
+# reply subject and the sizes), and the server would close the connection.
+MAX_SUBJECT_BYTES = 3800
+# What the Nats-Msg-Id header adds to a message, besides the id itself.
+HEADER_BYTES = len(b"NATS/1.0\r\nNats-Msg-Id: \r\n\r\n")
+NO_RESPONDERS = "no responders"  # an answer of the server's, told apart by identity
 
 
 class NatsSink(Sink):
@@ -105,11 +111,26 @@ class NatsSink(Sink):
                 detail = f"subject template: cannot read the event: {error}"
                 failures.append((index, "delivery_failed", detail))
                 subjects.append(None)
-        pending = [
-            (index, subject, payload, f"{self._prefix}{next(self._ids)}")
-            for index, (subject, payload) in enumerate(zip(subjects, payloads, strict=True))
-            if subject is not None
-        ]
+        assert self._client is not None
+        max_payload = self._client.max_payload
+        pending: list[tuple[int, str, bytes, str]] = []
+        for index, (subject, payload) in enumerate(zip(subjects, payloads, strict=True)):
+            if subject is None:
+                continue
+            message_id = f"{self._prefix}{next(self._ids)}"
+            # what the server would refuse by closing the connection, which would take
+            # the rest of the batch down with it: refused here, one event alone
+            if len(subject.encode()) > MAX_SUBJECT_BYTES:
+                detail = f"its subject is {len(subject.encode()):,} bytes, over {MAX_SUBJECT_BYTES}"
+                failures.append((index, "delivery_failed", detail))
+            elif len(payload) + HEADER_BYTES + len(message_id) > max_payload:
+                detail = (
+                    f"the event is {len(payload):,} bytes: with its header, over the"
+                    f" server's max_payload ({max_payload:,})"
+                )
+                failures.append((index, "delivery_failed", detail))
+            else:
+                pending.append((index, subject, payload, message_id))
         attempts = 0
         while pending:
             errors = self._loop.call(self._publish(pending))
@@ -161,6 +182,8 @@ class NatsSink(Sink):
         for position, token, future in futures:
             if future.done():
                 errors[position] = future.result()
+                if errors[position] is NO_RESPONDERS:
+                    errors[position] = f"no stream takes subject {pending[position][1]!r}"
             else:
                 waiting.pop(token, None)
                 future.cancel()
@@ -174,8 +197,7 @@ class NatsSink(Sink):
             return  # answered after its wait ran out: it will be published again
         status = message.headers.get("Status") if message.headers else None
         if status == "503":
-            subject = message.subject
-            future.set_result(f"no stream takes the subject (no responders for {subject!r})")
+            future.set_result(NO_RESPONDERS)
         elif b'"error"' in message.data:
             try:
                 error = orjson.loads(message.data)["error"]

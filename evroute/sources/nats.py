@@ -26,23 +26,25 @@ from evroute.errors import InputError
 from evroute.natsclient import CONNECT_TIMEOUT_S, LoopThread, connect, ensure_stream
 from evroute.natsconn import (
     CONNECTION_KEYS,
-    SUBJECT_UNSAFE,
+    NAME_UNSAFE,
     NatsConnection,
     NatsProblem,
     StreamSpec,
     parse_connection,
     parse_stream,
     subject_problem,
+    subject_within,
 )
 from evroute.receipt import Receipt
 from evroute.sources.base import Give, Source
-from evroute.sources.lines import LineBatch, OversizeLine, has_long_digit_run
+from evroute.sources.lines import DigitRuns, LineBatch, OversizeLine
 from evroute.stats import InputStats
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
+    from nats.js.api import ConsumerConfig
 
     from evroute.config.check import Checker
     from evroute.config.yaml_loader import Node
@@ -62,6 +64,8 @@ REQUEST_EXPIRES_S = 5.0
 READY_BATCHES = 4
 # The producer's thread looks for a stop this often while the stream is silent.
 STOP_CHECK_S = 0.25
+# Sequences a batch may skip (messages of other subjects) and stay one batch.
+MAX_GAP = 256
 # What the server reads on a message's reply subject (JetStream's ack protocol).
 ACK, NAK, IN_PROGRESS = b"+ACK", b"-NAK", b"+WPI"
 # How long closing may wait for the last acks to reach the server.
@@ -110,15 +114,37 @@ def parse_options(
     durable = name
     if "durable" in fields:
         durable_name = checker.string(fields["durable"], join(path, "durable"))
-        if durable_name is not None and any(c in SUBJECT_UNSAFE for c in durable_name):
+        if durable_name is not None and any(c in NAME_UNSAFE for c in durable_name):
             checker.error(
                 fields["durable"],
                 join(path, "durable"),
-                f"{durable_name!r} is not a consumer name: no spaces, '.', '*' or '>'",
+                f"{durable_name!r} is not a consumer name: no spaces, '.', '*', '>', '/' or '\\'",
             )
             durable_name = None
         ok = ok and durable_name is not None
         durable = durable_name or name
+    elif any(c in NAME_UNSAFE for c in name):
+        checker.error(
+            node,
+            join(path, "durable"),
+            f"is missing, and the input's name {name!r} cannot stand for it (a consumer"
+            " name has no '.'): add durable: NAME",
+        )
+        ok = False
+    outside = (
+        stream is not None
+        and stream.subjects
+        and subject is not None
+        and not any(subject_within(subject, outer) for outer in stream.subjects)
+    )
+    if outside and stream is not None and stream.subjects:
+        checker.error(
+            fields["subject"],
+            join(path, "subject"),
+            f"{subject!r} is not within the stream's subjects"
+            f" ({', '.join(stream.subjects)}): the server would refuse the consumer",
+        )
+        ok = False
     numbers: dict[str, int] = {}
     for key, minimum in (("batch", 1), ("max_ack_pending", 1)):
         if key in fields:
@@ -196,6 +222,8 @@ class NatsSource(Source):
         self._subscription: Subscription | None = None
         self._next_subject = ""
         self._tasks: list[asyncio.Task[None]] = []
+        self._checking = False  # whether the durable's existence is being checked
+        self._failure: str | None = None  # why the input cannot go on
         self._loop = LoopThread(f"input-{name}")
         try:
             self._loop.call(self._open(), CONNECT_TIMEOUT_S + 10)
@@ -229,7 +257,8 @@ class NatsSource(Source):
         await ensure_stream(js, options.stream, where)
         stream, durable = options.stream.name, options.durable
         try:
-            await js.consumer_info(stream, durable)
+            info = await js.consumer_info(stream, durable)
+            self._refuse_unless_fit(info.config)
         except nats.js.errors.NotFoundError:
             await js.add_consumer(
                 stream,
@@ -249,6 +278,55 @@ class NatsSource(Source):
         )
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._keep_alive()), loop.create_task(self._expire())]
+
+    def _refuse_unless_fit(self, config: ConsumerConfig) -> None:
+        """An existing durable is used as it is, if it acks as evroute does and reads
+        the subject the config names."""
+        from nats.js.api import AckPolicy
+
+        where = f"the durable consumer {self.options.durable!r} of stream"
+        where += f" {self.options.stream.name!r}"
+        if config.deliver_subject:
+            raise NatsProblem(
+                f"{where} is a push consumer (it delivers to {config.deliver_subject!r}):"
+                " evroute pulls; delete that consumer, or name another durable"
+            )
+        if config.ack_policy != AckPolicy.EXPLICIT:
+            policy = getattr(config.ack_policy, "value", config.ack_policy)
+            raise NatsProblem(
+                f"{where} acks with policy {policy}: evroute acks each message once it is"
+                " safe and needs explicit; delete that consumer, or name another durable"
+            )
+        subject = self.options.subject
+        if subject is not None and (config.filter_subject or None) != subject:
+            raise NatsProblem(
+                f"{where} reads {config.filter_subject or 'the whole stream'!r}, not subject:"
+                f" {subject!r}; delete that consumer, or name another durable"
+            )
+
+    async def _check_consumer(self) -> None:
+        """The server said a pull went nowhere: if the durable is really gone (deleted
+        while the run went on), the input fails rather than waiting in silence."""
+        import nats.js.errors
+
+        assert self._client is not None
+        js = self._client.jetstream()
+        try:
+            for attempt in range(2):  # a server still recovering may answer wrongly once
+                try:
+                    await js.consumer_info(self.options.stream.name, self.options.durable)
+                    return
+                except nats.js.errors.NotFoundError:
+                    if attempt == 0:
+                        await asyncio.sleep(1.0)
+            self._failure = (
+                f"the durable consumer {self.options.durable!r} of stream"
+                f" {self.options.stream.name!r} is gone (deleted?); nothing more can be read"
+            )
+        except Exception:  # the server unreachable, say: reconnecting deals with it
+            return
+        finally:
+            self._checking = False
 
     async def _reconnected(self) -> None:
         # the server may have restarted: the requests it held are gone
@@ -274,6 +352,10 @@ class NatsSource(Source):
     async def _on_message(self, message: Msg) -> None:
         if not message.reply:  # a status: a request expired, or the server refused it
             status = message.headers.get("Status", "") if message.headers else ""
+            if status in ("409", "503") and not self._checking:
+                # the durable deleted, or no one to answer the pull: is it still there?
+                self._checking = True
+                asyncio.get_running_loop().create_task(self._check_consumer())
             if status in ("408", "409") and self._requests:
                 self._requests.popleft()
             elif status not in ("100", "404", "408", "409"):
@@ -309,13 +391,18 @@ class NatsSource(Source):
         stats = self._counts()
         assert stats.pulled is not None and stats.redelivered is not None
         stats.pulled += len(messages)
-        runs: list[list[tuple[int, Msg]]] = []
+        runs: list[list[tuple[int, Msg | None]]] = []
         for message in messages:
             delivered, sequence, pending = reply_fields(message.reply)
             if delivered > 1:
                 stats.redelivered += 1
             stats.pending = pending
-            if runs and runs[-1][-1][0] + 1 == sequence:
+            gap = sequence - runs[-1][-1][0] - 1 if runs else -1
+            if 0 <= gap <= MAX_GAP:
+                # a subject filter over a stream of many subjects skips sequences: blank
+                # lines (skipped by the router) stand for them, keeping the batch whole
+                last = runs[-1][-1][0]
+                runs[-1].extend((last + 1 + n, None) for n in range(gap))
                 runs[-1].append((sequence, message))
             else:
                 runs.append([(sequence, message)])
@@ -323,12 +410,14 @@ class NatsSource(Source):
         for run in runs:
             self._ready.put(self._batch(run, now))
 
-    def _batch(self, run: list[tuple[int, Msg]], now: float) -> _Pulled:
+    def _batch(self, run: list[tuple[int, Msg | None]], now: float) -> _Pulled:
         lines: list[bytes | OversizeLine] = []
         size = 0
-        long_digits = False
         max_event_bytes = self._max_event_bytes
         for _, message in run:
+            if message is None:
+                lines.append(b"")
+                continue
             data = message.data
             size += len(data)
             if data.endswith(b"\n"):
@@ -340,12 +429,13 @@ class NatsSource(Source):
             if len(data) > max_event_bytes:
                 lines.append(OversizeLine(data[:RAW_LIMIT], len(data)))
                 continue
-            long_digits = long_digits or has_long_digit_run(data)
             lines.append(data)
-        held = _Held([message.reply for _, message in run], now)
+        held = _Held([message.reply for _, message in run if message is not None], now)
         self._held[id(held)] = held
         receipt = Receipt(lambda: self._on_settled(held))
-        return LineBatch(run[0][0], lines, long_digits), size, receipt, held
+        # scanned for long digit runs only if the router asks
+        digits = DigitRuns(b"\n".join(line for line in lines if type(line) is bytes))
+        return LineBatch(run[0][0], lines, digits), size, receipt, held
 
     def produce(self, give: Give, wakeup_fd: int | None, max_event_bytes: int) -> bool:
         self._counts()
@@ -355,6 +445,8 @@ class NatsSource(Source):
             try:
                 batch, size, receipt, held = self._ready.get(timeout=STOP_CHECK_S)
             except queue.Empty:
+                if self._failure is not None:
+                    raise InputError(f"input {self.name}: {self._failure}") from None
                 continue
             if not give(batch, size, receipt):
                 # the run stopped taking: what was not handed on may go elsewhere now
