@@ -10,7 +10,8 @@ import signal
 import subprocess
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import nats
@@ -47,6 +48,34 @@ def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
 
 def lines_in(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+@contextmanager
+def running(config: Path, *options: str) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """`evroute run CONFIG` in the config's folder, and the file its stderr goes to;
+    stopped at the end (SIGTERM, then SIGKILL) and checked for tracebacks."""
+    folder = config.parent
+    stderr_path = folder / "stderr.txt"
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [*EVROUTE, "run", str(config), "--stats", "off", *options],
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+    try:
+        yield process, stderr_path
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+    assert b"Traceback" not in stderr_path.read_bytes()
 
 
 def validate_errors(folder: Path, body: str) -> list[tuple[str, str]]:
@@ -140,17 +169,7 @@ def test_a_deleted_durable_consumer_is_not_a_silent_stall(
         routes: [{{name: all, to: all}}]
         """,
     )
-    stderr_path = tmp_path / "stderr.txt"
-    with stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            [*EVROUTE, "run", str(config), "--stats", "off"],
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env={**os.environ, "NO_COLOR": "1"},
-        )
-    try:
+    with running(config) as (process, stderr_path):
         out = tmp_path / "out.jsonl"
         assert wait_for(lambda: consumer_info(url, "ORDERS", "evroute") is not None, 10)
         publish(url, "orders.new", [orjson.dumps({"id": n}) for n in range(10)])
@@ -166,15 +185,6 @@ def test_a_deleted_durable_consumer_is_not_a_silent_stall(
             return lines_in(out) == 20 or said or process.poll() not in (None, 0)
 
         assert wait_for(noticed, 6), "the input stopped reading, and nobody was told"
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-    assert b"Traceback" not in stderr_path.read_bytes()
 
 
 def test_validate_refuses_a_durable_with_a_path_separator(tmp_path: Path) -> None:
@@ -324,17 +334,7 @@ def test_an_existing_durable_with_ack_all_does_not_ack_what_is_held(
           - {{name: rest, pattern: {{slow: [false]}}, to: fast}}
         """,
     )
-    stderr_path = tmp_path / "stderr.txt"
-    with stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            [*EVROUTE, "run", str(config), "--stats", "off"],
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env={**os.environ, "NO_COLOR": "1"},
-        )
-    try:
+    with running(config) as (process, _):
         # events larger than the pipe to `sleep` holds: its writer keeps them in hand
         big = "x" * 100_000
         publish(url, "orders.new", [orjson.dumps({"slow": True, "pad": big}) for _ in range(3)])
@@ -347,11 +347,6 @@ def test_an_existing_durable_with_ack_all_does_not_ack_what_is_held(
         assert info is not None
         refused = process.poll() == 1  # refusing such a durable at the start will do
         assert refused or info.ack_floor.stream_seq == 0, info.ack_floor
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-    assert b"Traceback" not in stderr_path.read_bytes()
 
 
 @pytest.mark.timeout(30)
@@ -391,28 +386,13 @@ def test_an_existing_push_durable_is_refused_not_spun_on(
         routes: [{{name: all, to: all}}]
         """,
     )
-    stderr_path = tmp_path / "stderr.txt"
-    with stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            [*EVROUTE, "run", str(config), "--stats", "off"],
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env={**os.environ, "NO_COLOR": "1"},
-        )
-    try:
+    with running(config) as (process, stderr_path):
         # refused at the start (exit 1 with a message), or read anyway: not silence
         def answered() -> bool:
             return process.poll() == 1 or lines_in(tmp_path / "out.jsonl") == 10
 
         assert wait_for(answered, 5), stderr_path.read_text(errors="replace")
         assert process.poll() != 1 or b"push" in stderr_path.read_bytes()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-    assert b"Traceback" not in stderr_path.read_bytes()
 
 
 @pytest.mark.timeout(30)
@@ -439,19 +419,8 @@ def test_a_subject_filter_over_a_mixed_stream_keeps_batches_whole_and_numbers_ex
         routes: [{{name: all, to: all}}]
         """,
     )
-    with (tmp_path / "stderr.txt").open("wb") as stderr:
-        process = subprocess.Popen(
-            [*EVROUTE, "run", str(config), "--stats", "off", "--stats-json", "stats.json"],
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    try:
+    with running(config, "--stats-json", "stats.json"):
         assert wait_for(lambda: lines_in(tmp_path / "out.jsonl") == 299, 15)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(STOP_TIMEOUT)
     ids = [json.loads(line)["id"] for line in (tmp_path / "out.jsonl").read_bytes().splitlines()]
     assert ids == [f"a{n}" for n in range(300) if n != 100]
     [letter] = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_bytes().splitlines()]
