@@ -187,72 +187,45 @@ def test_a_deleted_durable_consumer_is_not_a_silent_stall(
         assert wait_for(noticed, 6), "the input stopped reading, and nobody was told"
 
 
-def test_validate_refuses_a_durable_with_a_path_separator(tmp_path: Path) -> None:
-    errors = validate_errors(
-        tmp_path,
-        """
-        version: 1
-        inputs:
-          - name: bus
-            nats: {url: nats://127.0.0.1:4222, stream: ORDERS, durable: "routers/eu"}
-        consumers:
-          all: {file: out.jsonl}
-        routes: [{name: all, to: all}]
-        """,
-    )
-    assert [path for path, _ in errors] == ["inputs[0].nats.durable"], errors
+CONFIG_WITH = """
+version: 1
+%s
+routes: [{name: all, to: all}]
+"""
+URL = "url: nats://127.0.0.1:4222"
+OUT = "consumers: {all: {file: out.jsonl}}"
 
 
-def test_validate_refuses_an_input_name_that_cannot_be_the_durable(tmp_path: Path) -> None:
-    errors = validate_errors(
-        tmp_path,
-        """
-        version: 1
-        inputs:
-          - name: orders.eu
-            nats: {url: nats://127.0.0.1:4222, stream: ORDERS}
-        consumers:
-          all: {file: out.jsonl}
-        routes: [{name: all, to: all}]
-        """,
-    )
-    assert len(errors) == 1 and errors[0][0].startswith("inputs[0]"), errors
-
-
-def test_validate_refuses_an_input_subject_outside_its_stream(tmp_path: Path) -> None:
-    errors = validate_errors(
-        tmp_path,
-        """
-        version: 1
-        inputs:
-          - name: bus
-            nats:
-              url: nats://127.0.0.1:4222
-              stream: {name: ORDERS, subjects: ["orders.>"]}
-              subject: "payments.>"
-        consumers:
-          all: {file: out.jsonl}
-        routes: [{name: all, to: all}]
-        """,
-    )
-    assert [path for path, _ in errors] == ["inputs[0].nats.subject"], errors
-
-
-def test_validate_refuses_a_consumer_subject_its_stream_does_not_take(tmp_path: Path) -> None:
-    errors = validate_errors(
-        tmp_path,
-        """
-        version: 1
-        consumers:
-          bus:
-            nats:
-              url: nats://127.0.0.1:4222
-              subject: elsewhere.new
-              stream: {name: ROUTED, subjects: ["routed.>"]}
-        routes: [{name: all, to: bus}]
-        """,
-    )
-    assert [path for path, _ in errors] == ["consumers.bus.nats.subject"], errors
+@pytest.mark.parametrize(
+    ("section", "path"),
+    [
+        # a consumer name with a path separator: the run would fail without a config path
+        (
+            f'inputs: [{{name: bus, nats: {{{URL}, stream: S, durable: "a/b"}}}}]\n{OUT}',
+            "inputs[0].nats.durable",
+        ),
+        # without durable:, the input's name stands for it, and may hold a '.'
+        (
+            f"inputs: [{{name: orders.eu, nats: {{{URL}, stream: S}}}}]\n{OUT}",
+            "inputs[0].nats.durable",
+        ),
+        # a filter outside the subjects of the stream the config itself gives
+        (
+            f"inputs: [{{name: bus, nats: {{{URL}, subject: 'payments.>',"
+            f" stream: {{name: S, subjects: ['orders.>']}}}}}}]\n{OUT}",
+            "inputs[0].nats.subject",
+        ),
+        # a consumer subject its stream does not take: every event would be dead-lettered
+        (
+            f"consumers: {{all: {{nats: {{{URL}, subject: elsewhere.new,"
+            f" stream: {{name: S, subjects: ['routed.>']}}}}}}}}",
+            "consumers.all.nats.subject",
+        ),
+    ],
+)
+def test_validate_refuses_what_the_server_would(tmp_path: Path, section: str, path: str) -> None:
+    errors = validate_errors(tmp_path, CONFIG_WITH % section)
+    assert [found for found, _ in errors] == [path], errors
 
 
 @pytest.mark.timeout(15)
