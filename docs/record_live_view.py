@@ -13,11 +13,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from evroute import pipeline
-from evroute.config import load_config
-from evroute.live import REFRESH_S, LiveView
+from evroute.engine import pipeline
+from evroute.loading import load_config
+from evroute.ui.live import REFRESH_S, LiveView
 from evroute.sources.pacing import RatePacer
-from evroute.stats import RunStats
+from evroute.core.stats import RunStats
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = 2.0

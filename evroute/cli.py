@@ -18,24 +18,33 @@ from rich.json import JSON
 from rich.markup import escape
 from rich.text import Text
 
-from evroute import __version__, crypto, expr, graph, pipeline, render, routing_tests
-from evroute.archive import Window, parse_bound
-from evroute.config import Config, Issue, check_config, load_config
-from evroute.config.schema import config_schema
+from evroute import __version__, expr
+from evroute.config.checker import Issue
+from evroute.config.model import Config
 from evroute.config.units import parse_duration
+from evroute.core.stats import RunStats
+from evroute.engine import pipeline
+from evroute.engine.router import Tap
 from evroute.errors import ConfigError, EvrouteError, ExitCode
-from evroute.explain import as_json as explain_json
-from evroute.explain import dumps as explain_dumps
-from evroute.explain import explain_input
-from evroute.live import REFRESH_S, LiveDisplay
-from evroute.publish import PublishPolicies
-from evroute.router import Tap
-from evroute.samples import check_samples
-from evroute.sinks.process import STDERR
-from evroute.sources.archive import archive_opener
-from evroute.sources.dead_letters import REASONS, Selection, dead_letter_opener
+from evroute.loading import check_config, load_config
+from evroute.loading.schema import config_schema
+from evroute.processes import STDERR
+from evroute.shaping.publish_policy import PublishPolicies
+from evroute.sources.archive_replay import archive_opener
 from evroute.sources.pacing import Pacer, RatePacer, SpeedPacer
-from evroute.stats import RunStats
+from evroute.sources.redrive import REASONS, Selection, dead_letter_opener
+from evroute.storage import crypto
+from evroute.storage.archive_format import Window, parse_bound
+from evroute.storage.audit_log import AuditQuery, read_records
+from evroute.storage.crypto import Key
+from evroute.tools import graph, routing_tests
+from evroute.tools.explain import as_json as explain_json
+from evroute.tools.explain import dumps as explain_dumps
+from evroute.tools.explain import explain_input
+from evroute.tools.importers import eventbridge
+from evroute.tools.samples import check_samples
+from evroute.ui import render
+from evroute.ui.live import REFRESH_S, LiveDisplay
 
 app = typer.Typer(
     name="evroute",
@@ -363,8 +372,6 @@ def audit_command(
       evroute audit out/audit.jsonl --consumer notifier --outcome dead-lettered
       evroute audit out/audit.jsonl --route big-orders --format json | jq .event
     """
-    from evroute.audit import AuditQuery, read_records
-    from evroute.crypto import Key
 
     query = AuditQuery(event, route, consumer, None if outcome is None else outcome.value)
     # a plain log needs no key; a sealed one without a key is refused with how to give it
@@ -514,7 +521,6 @@ def import_eventbridge(
       aws events list-targets-by-rule --rule orders > targets/orders.json
       evroute import eventbridge rules.json --targets targets/ -o routes.yaml
     """
-    from evroute.importers import eventbridge
 
     imported = eventbridge.import_files(file, targets or [], output, include_disabled)
     console = stderr_console()

@@ -23,9 +23,9 @@ import orjson
 import pytest
 
 from evroute.config.model import ConsumerConfig, QueueSettings
-from evroute.fileio import PartialWrite, write_all
 from evroute.sinks import archive as sinks_archive
 from evroute.sinks.archive import ArchiveOptions, ArchiveSink
+from evroute.storage.fileio import PartialWrite, write_all
 
 EVROUTE = [sys.executable, "-m", "evroute"]
 KEY = base64.b64encode(bytes(range(32))).decode()
@@ -530,7 +530,7 @@ def test_a_killed_run_leaves_a_segment_that_replays(tmp_path: Path) -> None:
 
 
 def test_two_archives_in_one_folder_are_an_error(tmp_path: Path) -> None:
-    from evroute.config import check_config
+    from evroute.loading import check_config
 
     config = tmp_path / "routes.yaml"
     config.write_text(

@@ -14,11 +14,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from evroute.archive import GZIP_WBITS, archive_line, event_time, segment_name
-from evroute.audit import AuditLog, event_id
-from evroute.buffer import ConsumerQueue, Parcel
 from evroute.config.model import QueueSettings
-from evroute.stats import ConsumerStats
+from evroute.core.parcel import Parcel
+from evroute.core.stats import ConsumerStats
+from evroute.engine.queues import ConsumerQueue
+from evroute.storage.archive_format import GZIP_WBITS, archive_line, event_time, segment_name
+from evroute.storage.audit_log import AuditLog, event_id
 
 EVROUTE = [sys.executable, "-m", "evroute"]
 

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from evroute.buffer import ConsumerQueue, Parcel
 from evroute.config.model import QueueSettings
-from evroute.stats import ConsumerStats
+from evroute.core.parcel import Parcel
+from evroute.core.stats import ConsumerStats
+from evroute.engine.queues import ConsumerQueue
 
 
 def one_at_a_time(

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from configs import MINIMAL, THREE_MISTAKES
 
-from evroute.config import Config, check_config
-from evroute.config.model import QueueSettings
+from evroute.config.model import Config, QueueSettings
+from evroute.loading import check_config
 
 
 def write(folder: Path, text: str, name: str = "routes.yaml") -> Path:

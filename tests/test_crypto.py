@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from test_run import EVROUTE
 
-from evroute import fileio
-from evroute.buffer import Parcel
-from evroute.crypto import (
+from evroute.core.parcel import Parcel
+from evroute.storage import fileio
+from evroute.storage.crypto import (
     MAGIC,
     Key,
     KeyProblem,
@@ -32,8 +32,8 @@ from evroute.crypto import (
     read_lines,
     sealed,
 )
-from evroute.fileio import RotatingFile, SealedWriter, open_private
-from evroute.spill import SpillLost, SpillStore
+from evroute.storage.fileio import RotatingFile, SealedWriter, open_private
+from evroute.storage.spill import SpillLost, SpillStore
 
 CANARY = "canary-7f3e9b-do-not-leak"
 BOUND_S = 30  # no wait in these tests takes longer
@@ -170,7 +170,7 @@ def test_a_plain_file_is_not_read_as_sealed() -> None:
 
 
 def test_a_longer_than_a_record_write_is_split_at_lines(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("evroute.crypto.MAX_RECORD_BYTES", 100)
+    monkeypatch.setattr("evroute.storage.crypto.MAX_RECORD_BYTES", 100)
     lines = [b"%03d" % n + b"x" * 40 + b"\n" for n in range(10)] + [b"y" * 250 + b"\n"]
     sealer = Sealer(KEY)
     data = sealer.header() + sealer.records(b"".join(lines))
@@ -476,8 +476,8 @@ def test_without_its_key_a_run_refuses_to_start_and_writes_nothing(tmp_path: Pat
 def test_the_library_refuses_to_build_a_run_without_the_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from evroute.config import load_config
-    from evroute.pipeline import Pipeline, RunOptions
+    from evroute.engine.pipeline import Pipeline, RunOptions
+    from evroute.loading import load_config
 
     (tmp_path / "routes.yaml").write_text(CONFIG)
     monkeypatch.setenv("EVROUTE_KEY", TEXT_KEY)

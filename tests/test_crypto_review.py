@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from evroute.archive import GZIP_WBITS, IndexEntry, archive_line, segment_name
-from evroute.crypto import Key, Sealer, Tampered, read_lines
-from evroute.deadletter import DeadLetters, Letter
+from evroute.core.parcel import Letter
+from evroute.storage.archive_format import GZIP_WBITS, IndexEntry, archive_line, segment_name
+from evroute.storage.crypto import Key, Sealer, Tampered, read_lines
+from evroute.storage.dead_letters import DeadLetters
 
 EVROUTE = [sys.executable, "-m", "evroute"]
 TEXT_KEY = Key.generate()

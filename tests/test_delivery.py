@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evroute.buffer import ConsumerQueue, Parcel
 from evroute.config.model import ConsumerConfig, QueueSettings
-from evroute.delivery import ConsumerWorker
+from evroute.core.parcel import Parcel
+from evroute.core.stats import ConsumerStats
+from evroute.engine.delivery import ConsumerWorker
+from evroute.engine.queues import ConsumerQueue
 from evroute.sinks import Sink, SinkFailed
-from evroute.stats import ConsumerStats
 
 
 class ExplodingSink(Sink):

@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 
-from evroute import explain
 from evroute.cli import program
-from evroute.config import load_config
+from evroute.loading import load_config
+from evroute.tools import explain
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = Path(__file__).resolve().parent / "explain"

@@ -23,11 +23,11 @@ from test_expr_properties import expressions, objects, plain_fields, plain_liter
 
 from evroute import expr
 from evroute.config.model import Config, ConsumerConfig, QueueSettings, RouteConfig
-from evroute.deadletter import DeadLetters
+from evroute.core.lines import LineSplitter
+from evroute.core.stats import RunStats
+from evroute.engine.router import Router, Verdict, rounding_matters
 from evroute.expr import codegen
-from evroute.router import Router, Verdict, rounding_matters
-from evroute.sources.lines import LineSplitter
-from evroute.stats import RunStats
+from evroute.storage.dead_letters import DeadLetters
 
 W1_FILTERS = [
     "\"detail-type\" == 'OrderPlaced' && detail.amount > `100`",

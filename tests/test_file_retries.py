@@ -62,7 +62,7 @@ def test_a_retried_write_leaves_whole_lines(
 ) -> None:
     """The part of a line written before a failure is taken back, so the retry writes
     every line whole, once."""
-    import evroute.fileio as fileio
+    import evroute.storage.fileio as fileio
 
     real_write = fileio.os.write
     calls = {"n": 0}

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from configs import THREE_MISTAKES
 
-from evroute import graph
 from evroute.cli import program
-from evroute.config import load_config
+from evroute.loading import load_config
+from evroute.tools import graph
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"

@@ -24,8 +24,8 @@ import pytest
 from runs import run_evroute
 
 from evroute import expr
-from evroute.config import load_config
-from evroute.importers import eventbridge
+from evroute.loading import load_config
+from evroute.tools.importers import eventbridge
 
 CASES = Path(__file__).parent / "import_cases"
 FOLDERS = sorted(folder for folder in CASES.iterdir() if (folder / "rules.json").is_file())

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evroute.sources.lines import BOM, LineBatch, LineSplitter, OversizeLine, has_long_digit_run
+from evroute.core.lines import BOM, LineBatch, LineSplitter, OversizeLine, has_long_digit_run
 
 LIMIT = 8
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from evroute.config import load_config
-from evroute.live import LiveView, sparkline
-from evroute.stats import ConsumerStats, InputStats, RouteStats, RunStats
+from evroute.core.stats import ConsumerStats, InputStats, RouteStats, RunStats
+from evroute.loading import load_config
+from evroute.ui.live import LiveView, sparkline
 
 EVROUTE = [sys.executable, "-m", "evroute"]
 

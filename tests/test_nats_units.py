@@ -9,17 +9,18 @@ from pathlib import Path
 import orjson
 import pytest
 
-from evroute.buffer import ConsumerQueue, Parcel, settle, settle_except
-from evroute.config import check_config
 from evroute.config.model import QueueSettings
-from evroute.natsconn import subject_problem, subjects_overlap
-from evroute.pipeline import Pipeline, RunOptions
-from evroute.receipt import Receipt
-from evroute.sinks.nats import render_subject, subject_value
-from evroute.sinks.path_template import parse as parse_template
-from evroute.sources.lines import LineBatch
+from evroute.core.lines import LineBatch
+from evroute.core.parcel import Parcel, settle, settle_except
+from evroute.core.receipt import Receipt
+from evroute.core.stats import ConsumerStats
+from evroute.engine.pipeline import Pipeline, RunOptions
+from evroute.engine.queues import ConsumerQueue
+from evroute.loading import check_config
+from evroute.nats.options import subject_problem, subjects_overlap
+from evroute.shaping.templates import parse as parse_template
+from evroute.shaping.templates import render_subject, subject_value
 from evroute.sources.nats import reply_fields
-from evroute.stats import ConsumerStats
 
 
 class Done:

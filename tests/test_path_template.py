@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 
-import evroute.fileio as fileio
-from evroute.config import check_config
+import evroute.storage.fileio as fileio
 from evroute.config.model import ConsumerConfig, QueueSettings
-from evroute.sinks.file import FileOptions, FileSink
-from evroute.sinks.path_template import (
+from evroute.loading import check_config
+from evroute.shaping.templates import (
     TemplateError,
     TemplateSyntaxError,
     parse,
     read_payload,
     safe_value,
 )
+from evroute.sinks.file import FileOptions, FileSink
 
 EVROUTE = [sys.executable, "-m", "evroute"]
 

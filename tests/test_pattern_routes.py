@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 from runs import read_stats, run_evroute
 
-from evroute import explain, patterns
+from evroute import patterns
 from evroute.cli import program
-from evroute.config import check_config, load_config
-from evroute.config.check import Issue
-from evroute.config.schema import config_schema
-from evroute.graph import to_dot, to_mermaid, topology
+from evroute.config.checker import Issue
+from evroute.loading import check_config, load_config
+from evroute.loading.schema import config_schema
 from evroute.patterns._compile import OPERATORS
+from evroute.tools import explain
+from evroute.tools.graph import to_dot, to_mermaid, topology
 
 
 def write(folder: Path, text: str, name: str = "routes.yaml") -> Path:
@@ -519,9 +520,9 @@ def test_an_event_a_pattern_cannot_be_matched_against_is_no_traceback(tmp_path: 
 def test_a_pattern_that_fails_on_an_event_is_a_filter_error_of_its_route_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from evroute.router import Router
-    from evroute.sources.lines import LineBatch
-    from evroute.stats import RunStats
+    from evroute.core.lines import LineBatch
+    from evroute.core.stats import RunStats
+    from evroute.engine.router import Router
 
     config = load_config(
         write(
@@ -555,8 +556,8 @@ def test_a_pattern_that_fails_on_an_event_is_a_filter_error_of_its_route_alone(
 
 def test_filter_routes_keep_their_plans_when_no_route_has_a_pattern(tmp_path: Path) -> None:
     """The router consults patterns by wrapping its plans, and only when there are any."""
-    from evroute.router import Router
-    from evroute.stats import RunStats
+    from evroute.core.stats import RunStats
+    from evroute.engine.router import Router
 
     plain = load_config(write(tmp_path, HEAD + "  - {name: a, filter: 'x', to: out}\n"))
     mixed = load_config(
@@ -713,7 +714,7 @@ def test_the_readme_pattern_example_validates(tmp_path: Path) -> None:
 
 
 def test_explain_writes_a_key_that_is_not_plain_as_a_json_string() -> None:
-    from evroute.render import pattern_path
+    from evroute.ui.render import pattern_path
 
     assert pattern_path(("detail-type",)) == "detail-type"
     assert pattern_path(("detail", "a.b", "", "c d")) == 'detail."a.b".""."c d"'

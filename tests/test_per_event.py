@@ -18,9 +18,9 @@ import pytest
 from runs import read_stats
 
 from evroute import expr
+from evroute import processes as child_process
 from evroute.config.model import ConsumerConfig, QueueSettings
 from evroute.sinks import per_event
-from evroute.sinks import process as child_process
 from evroute.sinks.command import CommandOptions
 from evroute.sinks.per_event import PerEventSink
 

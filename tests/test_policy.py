@@ -17,17 +17,24 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evroute.buffer import ConsumerQueue, Parcel
-from evroute.config import check_config
 from evroute.config.model import EACH, Config, FieldsPolicy, FieldStep
-from evroute.config.schema import config_schema
 from evroute.config.yaml_loader import CoreSchemaLoader
-from evroute.deadletter import DeadLetters
-from evroute.policy import PathError, apply_policy, never_object, parse_path, show_path
-from evroute.router import Router
-from evroute.routing_tests import run_tests
-from evroute.sources.lines import LineBatch
-from evroute.stats import ConsumerStats, RunStats
+from evroute.core.lines import LineBatch
+from evroute.core.parcel import Parcel
+from evroute.core.stats import ConsumerStats, RunStats
+from evroute.engine.queues import ConsumerQueue
+from evroute.engine.router import Router
+from evroute.loading import check_config
+from evroute.loading.schema import config_schema
+from evroute.shaping.fields_gate import (
+    PathError,
+    apply_policy,
+    never_object,
+    parse_path,
+    show_path,
+)
+from evroute.storage.dead_letters import DeadLetters
+from evroute.tools.routing_tests import run_tests
 
 EVROUTE = [sys.executable, "-m", "evroute"]
 CANARY = "CANARY-7f3a9c"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from evroute.config.model import FieldsPolicy
-from evroute.policy import apply_policy, parse_path
+from evroute.shaping.fields_gate import apply_policy, parse_path
 
 EVROUTE = [sys.executable, "-m", "evroute"]
 ENV = {**os.environ, "NO_COLOR": "1"}
@@ -233,7 +233,9 @@ def test_a_redacting_consumer_keeps_big_integers_and_a_bom_line(tmp_path: Path) 
 
 def test_the_policy_module_imports_on_its_own() -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "import evroute.policy"], capture_output=True, timeout=30
+        [sys.executable, "-c", "import evroute.shaping.fields_gate"],
+        capture_output=True,
+        timeout=30,
     )
     assert result.returncode == 0, result.stderr.decode()
 
@@ -241,7 +243,7 @@ def test_the_policy_module_imports_on_its_own() -> None:
 def test_a_redacting_consumer_keeps_integers_exact_and_floats_as_doubles() -> None:
     """As the README says: integers of any length exact; other numbers are doubles,
     written in their shortest form, as a transform writes them."""
-    from evroute.router import encode, parse_value
+    from evroute.core.json_codec import encode, parse_value
 
     line = (
         b'{"i":123456789012345678901234567890,"f":1.0,"a":0.10000000000000000001,'

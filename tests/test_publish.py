@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from evroute.config.model import Config, InputConfig
-from evroute.publish import CACHE_LIMIT, PublishPolicies, PublishPolicy, glob_files
+from evroute.shaping.publish_policy import (
+    CACHE_LIMIT,
+    PublishPolicies,
+    PublishPolicy,
+    glob_files,
+)
 from evroute.sources.producers import Handoff
 
 

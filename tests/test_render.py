@@ -7,9 +7,9 @@ from collections import Counter
 
 from rich.console import Console
 
-from evroute import render
-from evroute.config.check import Issue
-from evroute.stats import ConsumerStats, InputStats, RouteStats, RunStats
+from evroute.config.checker import Issue
+from evroute.core.stats import ConsumerStats, InputStats, RouteStats, RunStats
+from evroute.ui import render
 
 EXPECTED_STATS = """\
 1,000 events, 2 malformed lines from 1 input in 2.00 s (500 events/s); 12 unmatched

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from evroute.config import check_config
-from evroute.fileio import RotatingFile, open_private
+from evroute.loading import check_config
+from evroute.storage.fileio import RotatingFile, open_private
 
 EVROUTE = [sys.executable, "-m", "evroute"]
 
@@ -156,7 +156,7 @@ def test_only_a_plain_file_rotates(tmp_path: Path, file: str, message: str) -> N
 
 def test_a_failed_rotation_says_how_many_lines_went_out(tmp_path: Path) -> None:
     """The retry then writes only the rest: no line twice, none counted lost."""
-    from evroute.fileio import PartialWrite
+    from evroute.storage.fileio import PartialWrite
 
     opened = {"n": 0}
 

@@ -12,12 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evroute import expr
-from evroute.buffer import ConsumerQueue
 from evroute.config.model import Config, ConsumerConfig, QueueSettings, RouteConfig
-from evroute.deadletter import DeadLetters
-from evroute.router import INDEX_MIN_ROUTES, Router
-from evroute.sources.lines import LineBatch
-from evroute.stats import ConsumerStats, RunStats
+from evroute.core.lines import LineBatch
+from evroute.core.stats import ConsumerStats, RunStats
+from evroute.engine.queues import ConsumerQueue
+from evroute.engine.router import INDEX_MIN_ROUTES, Router
+from evroute.storage.dead_letters import DeadLetters
 
 FILTERS = [
     "a > `2`",

@@ -14,10 +14,10 @@ import yaml
 from configs import MINIMAL
 
 from evroute.cli import program
-from evroute.config import check_config, load_config
-from evroute.config.schema import config_schema
 from evroute.config.yaml_loader import CoreSchemaLoader
-from evroute.routing_tests import json_equal, run_tests
+from evroute.loading import check_config, load_config
+from evroute.loading.schema import config_schema
+from evroute.tools.routing_tests import json_equal, run_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "routes.yaml"
@@ -221,7 +221,7 @@ def test_test_is_no_longer_a_later_command(tmp_path, capsys):
 
 def outcome(tmp_path: Path, config: str, case: str) -> tuple[bool, str]:
     """Whether the one case passes, and the summary of what failed."""
-    from evroute.routing_tests import summary
+    from evroute.tools.routing_tests import summary
 
     result = run_tests(load_config(write(tmp_path, config + "tests:\n" + case)))
     (only,) = result.cases

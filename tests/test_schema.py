@@ -15,13 +15,15 @@ import yaml
 from configs import MINIMAL, THREE_MISTAKES
 
 from evroute.cli import program
-from evroute.config import QueueSettings, check_config
-from evroute.config import check as checker_tables
-from evroute.config.inputs import INPUT_KEYS
-from evroute.config.schema import config_schema
+from evroute.config.model import QueueSettings
 from evroute.config.yaml_loader import CoreSchemaLoader
+from evroute.loading import build as checker_tables
+from evroute.loading import check_config
+from evroute.loading.inputs import INPUT_KEYS
+from evroute.loading.schema import config_schema
+from evroute.processes import RestartPolicy
 from evroute.sinks import SINK_KINDS
-from evroute.sinks.command import LONG_RUNNING_KEYS, PER_EVENT_KEYS, RestartPolicy
+from evroute.sinks.command import LONG_RUNNING_KEYS, PER_EVENT_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent

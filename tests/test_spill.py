@@ -21,11 +21,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_run import EVROUTE, events, read_stats, wait_for_lines, write_config
 
-from evroute import spill
-from evroute.buffer import ConsumerQueue, Parcel
 from evroute.config.model import QueueSettings
-from evroute.spill import SpillLost, SpillStore
-from evroute.stats import ConsumerStats
+from evroute.core.parcel import Parcel
+from evroute.core.stats import ConsumerStats
+from evroute.engine.queues import ConsumerQueue
+from evroute.storage import spill
+from evroute.storage.spill import SpillLost, SpillStore
 
 BOUND_S = 30  # no wait in these tests may take longer
 
@@ -505,7 +506,7 @@ def test_a_spilling_queue_gives_what_it_got_in_order(
 
 
 def test_spill_is_the_default_and_spill_max_bytes_is_read(tmp_path: Path) -> None:
-    from evroute.config import check_config
+    from evroute.loading import check_config
 
     path = write_config(
         tmp_path,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from evroute.sinks.base import backoff_delay
+from evroute.processes import backoff_delay
 
 EVROUTE = [sys.executable, "-m", "evroute"]
 PYTHON = json.dumps(sys.executable)

@@ -7,13 +7,7 @@ case per documented example, each citing its page.
 
 from __future__ import annotations
 
-from evroute.patterns._compile import (
-    MISSING,
-    FieldCheck,
-    Pattern,
-    PatternError,
-    compile,
-)
+from evroute.patterns._compile import MISSING, FieldCheck, Pattern, PatternError, compile
 from evroute.patterns._set import PatternSet
 
 __all__ = ["MISSING", "FieldCheck", "Pattern", "PatternError", "PatternSet", "compile"]

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from evroute.jsontypes import json_type
+from evroute.core.json_types import json_type
 
 PatternPath = tuple[str | int, ...]
 EventPath = tuple[str, ...]

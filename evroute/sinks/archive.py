@@ -17,7 +17,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evroute.archive import (
+from evroute.config.checker import join
+from evroute.processes import backoff_delay
+from evroute.sinks.base import (
+    RETRY_BACKOFF_S,
+    RETRY_MAX_BACKOFF_S,
+    EventFailure,
+    Sink,
+    SinkFailed,
+    SinkKind,
+)
+from evroute.storage.archive_format import (
     GZIP_WBITS,
     INDEX_NAME,
     IndexEntry,
@@ -27,20 +37,11 @@ from evroute.archive import (
     format_time_up,
     segment_name,
 )
-from evroute.crypto import Key, Sealer
-from evroute.fileio import PartialWrite, make_private_folder, open_private, write_all
-from evroute.sinks.base import (
-    RETRY_BACKOFF_S,
-    RETRY_MAX_BACKOFF_S,
-    EventFailure,
-    Sink,
-    SinkFailed,
-    SinkKind,
-    backoff_delay,
-)
+from evroute.storage.crypto import Key, Sealer
+from evroute.storage.fileio import PartialWrite, make_private_folder, open_private, write_all
 
 if TYPE_CHECKING:
-    from evroute.config.check import Checker
+    from evroute.config.checker import Checker
     from evroute.config.model import ConsumerConfig
     from evroute.config.yaml_loader import Node
 
@@ -62,7 +63,6 @@ class ArchiveOptions:
 def parse_options(
     checker: Checker, fields: dict[str, Node], path: str, base_dir: Path
 ) -> ArchiveOptions | None:
-    from evroute.config.check import join
 
     folder = checker.string(fields["archive"], join(path, "archive"))
     rotate_bytes: int | None = DEFAULT_ROTATE_BYTES

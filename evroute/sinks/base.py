@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from evroute.config.check import Checker
+    from evroute.config.checker import Checker
     from evroute.config.model import ConsumerConfig
     from evroute.config.yaml_loader import Node
-    from evroute.stats import ConsumerStats
+    from evroute.core.stats import ConsumerStats
 
 
 # Retries of a failed delivery wait this long, doubling each time, up to the limit.
@@ -21,15 +20,8 @@ RETRY_BACKOFF_S = 0.5
 RETRY_MAX_BACKOFF_S = 30.0
 
 
-def backoff_delay(failures: int, first: float, limit: float) -> float:
-    """The wait before attempt number `failures` + 1: doubling, capped, with jitter (half
-    to all of it), so that consumers failing together do not retry in step."""
-    delay: float = min(limit, first * 2.0 ** max(failures - 1, 0))
-    return delay * random.uniform(0.5, 1.0)
-
-
-# How long a process that should end may take, before SIGTERM, and again before SIGKILL.
-LINGER_S = 1.0
+# The dead letter's detail of events that evroute stopped before they were delivered.
+SHUTDOWN_DETAIL = "evroute was stopped before delivery"
 
 
 class SinkFailed(Exception):

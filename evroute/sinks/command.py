@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from evroute.config.checker import join
+from evroute.processes import RestartPolicy, parse_argv, parse_restart
 from evroute.sinks.base import Sink, SinkKind
 from evroute.sinks.long_running import LongRunningSink
+from evroute.sinks.per_event import PerEventSink
 
 if TYPE_CHECKING:
-    from evroute.config.check import Checker
+    from evroute.config.checker import Checker
     from evroute.config.model import ConsumerConfig
     from evroute.config.yaml_loader import Node
     from evroute.expr import Expression
-
-
-@dataclass(frozen=True)
-class RestartPolicy:
-    """How a long-running command that exits is started again."""
-
-    max: int = 5  # failures in a row before the consumer is failed
-    backoff: float = 0.5  # the first delay; each failure in a row doubles it...
-    max_backoff: float = 30.0  # ...up to this
 
 
 @dataclass(frozen=True)
@@ -42,67 +35,9 @@ PER_EVENT_KEYS = ("concurrency", "key", "timeout")
 LONG_RUNNING_KEYS = ("restart", "ack")
 
 
-def parse_argv(checker: Checker, node: Node, command_path: str) -> tuple[str, ...] | None:
-    if isinstance(node.value, str):
-        text = checker.string(node, command_path)
-        if text is None:
-            return None
-        try:
-            argv = shlex.split(text)
-        except ValueError as error:
-            checker.error(node, command_path, f"cannot split the command: {error}")
-            return None
-        if not argv:
-            checker.error(node, command_path, "must not be empty")
-            return None
-        return tuple(argv)
-    if node.is_sequence:
-        from evroute.config.check import join
-
-        words = [checker.string(item, join(command_path, i)) for i, item in enumerate(node.value)]
-        if not words:
-            checker.error(node, command_path, "must not be empty")
-            return None
-        if any(word is None for word in words):
-            return None
-        return tuple(word for word in words if word is not None)
-    checker.error(node, command_path, "expected an argv list or a string")
-    return None
-
-
-def parse_restart(checker: Checker, node: Node, path: str) -> RestartPolicy | None:
-    from evroute.config.check import join
-
-    fields = checker.mapping(node, path)
-    if fields is None:
-        return None
-    checker.known_keys(node, path, ("max", "backoff", "max_backoff"), {})
-    policy = RestartPolicy()
-    limit, backoff, max_backoff = policy.max, policy.backoff, policy.max_backoff
-    if "max" in fields:
-        value = checker.integer(fields["max"], join(path, "max"), 0)
-        limit = limit if value is None else value
-    for key in ("backoff", "max_backoff"):
-        if key in fields:
-            seconds = checker.duration(fields[key], join(path, key))
-            if seconds is not None and key == "backoff":
-                backoff = seconds
-            elif seconds is not None:
-                max_backoff = seconds
-    if backoff > max_backoff:
-        checker.error(
-            fields.get("backoff", node),
-            join(path, "backoff"),
-            f"is longer than max_backoff ({max_backoff:g}s); make max_backoff at least backoff",
-        )
-        return None
-    return RestartPolicy(limit, backoff, max_backoff)
-
-
 def parse_options(
     checker: Checker, fields: dict[str, Node], path: str, base_dir: Path
 ) -> CommandOptions | None:
-    from evroute.config.check import join
 
     argv = parse_argv(checker, fields["command"], join(path, "command"))
     per_event = False
@@ -154,7 +89,6 @@ def parse_options(
 def create(config: ConsumerConfig, base_dir: Path) -> Sink:
     if config.options.per_event:
         # imported when used: checking a config needs only the options
-        from evroute.sinks.per_event import PerEventSink
 
         return PerEventSink(config, base_dir)
     return LongRunningSink(config, base_dir)

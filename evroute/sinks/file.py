@@ -13,9 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from evroute.config.checker import join, read_rotation, source_position
 from evroute.config.model import Rotation
-from evroute.crypto import Key
-from evroute.fileio import PartialWrite, RotatingFile, SealedWriter, refuse_plain, write_all
+from evroute.processes import backoff_delay
+from evroute.shaping.templates import (
+    PathTemplate,
+    TemplateError,
+    TemplateSyntaxError,
+    is_template,
+    read_payload,
+    unescape,
+)
+from evroute.shaping.templates import parse as parse_template
 from evroute.sinks.base import (
     RETRY_BACKOFF_S,
     RETRY_MAX_BACKOFF_S,
@@ -24,21 +33,19 @@ from evroute.sinks.base import (
     SinkEnded,
     SinkFailed,
     SinkKind,
-    backoff_delay,
     join_lines,
 )
-from evroute.sinks.path_template import (
-    PathTemplate,
-    TemplateError,
-    TemplateSyntaxError,
-    is_template,
-    read_payload,
-    unescape,
+from evroute.storage.crypto import Key
+from evroute.storage.fileio import (
+    PartialWrite,
+    RotatingFile,
+    SealedWriter,
+    refuse_plain,
+    write_all,
 )
-from evroute.sinks.path_template import parse as parse_template
 
 if TYPE_CHECKING:
-    from evroute.config.check import Checker
+    from evroute.config.checker import Checker
     from evroute.config.model import ConsumerConfig
     from evroute.config.yaml_loader import Node
 
@@ -59,7 +66,6 @@ class FileOptions:
 def parse_options(
     checker: Checker, fields: dict[str, Node], path: str, base_dir: Path
 ) -> FileOptions | None:
-    from evroute.config.check import join, read_rotation, source_position
 
     target = checker.string(fields["file"], join(path, "file"))
     mode = "append"

@@ -14,28 +14,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evroute.fileio import PartialWrite, write_all
-from evroute.sinks.base import (
+from evroute.processes import (
     LINGER_S,
-    EventFailure,
-    Sink,
-    SinkFailed,
-    backoff_delay,
-    join_lines,
-)
-from evroute.sinks.process import (
     NEW_GROUP,
     STDERR,
     PrefixedLines,
+    backoff_delay,
     describe_status,
     signal_group,
     stop_group,
 )
+from evroute.sinks.base import EventFailure, Sink, SinkFailed, join_lines
+from evroute.storage.fileio import PartialWrite, write_all
 
 if TYPE_CHECKING:
     from evroute.config.model import ConsumerConfig
+    from evroute.core.stats import ConsumerStats
     from evroute.sinks.command import CommandOptions
-    from evroute.stats import ConsumerStats
 
 # What the pipe to a command holds. With `ack: none` an event is delivered once the pipe
 # has it, so this is also what a command that dies can take with it.

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from evroute.natsconn import (
+from evroute.config.checker import join, source_position
+from evroute.nats.options import (
     CONNECTION_KEYS,
-    SUBJECT_UNSAFE,
     NatsConnection,
     StreamSpec,
     parse_connection,
@@ -19,28 +19,17 @@ from evroute.natsconn import (
     subject_problem,
     subjects_overlap,
 )
-from evroute.sinks.base import (
-    Sink,
-    SinkKind,
-)
-from evroute.sinks.path_template import (
-    PathTemplate,
-    TemplateError,
-    TemplateSyntaxError,
-    is_template,
-    unescape,
-)
-from evroute.sinks.path_template import parse as parse_template
+from evroute.shaping.templates import PathTemplate, TemplateSyntaxError, is_template, unescape
+from evroute.shaping.templates import parse as parse_template
+from evroute.sinks.base import Sink, SinkKind
 
 if TYPE_CHECKING:
-    from evroute.config.check import Checker
+    from evroute.config.checker import Checker
     from evroute.config.model import ConsumerConfig
     from evroute.config.yaml_loader import Node
 
 NATS_CONSUMER_KEYS = (*CONNECTION_KEYS, "subject", "stream")
 # A value in a subject: the characters that would split it into tokens or be wildcards.
-_SUBJECT_UNSAFE = str.maketrans(dict.fromkeys(SUBJECT_UNSAFE, "_"))
-NULL_TOKEN = "_"
 
 
 @dataclass(frozen=True)
@@ -54,7 +43,6 @@ class NatsSinkOptions:
 def parse_options(
     checker: Checker, fields: dict[str, Node], path: str, base_dir: Path
 ) -> NatsSinkOptions | None:
-    from evroute.config.check import join, source_position
 
     node = fields["nats"]
     path = join(path, "nats")
@@ -109,45 +97,6 @@ def parse_options(
     if not ok or connection is None:
         return None
     return NatsSinkOptions(connection, subject, template, stream)
-
-
-def subject_value(value: Any) -> str:
-    """A JSON value as one token of a subject: no dots, wildcards or white space."""
-    if value is None:
-        return NULL_TOKEN
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    else:
-        from evroute.sinks.path_template import _compact_json
-
-        text = _compact_json(value)
-    text = text.translate(_SUBJECT_UNSAFE)
-    if not text.isprintable():  # control characters and the like: rare, so checked once
-        text = "".join(char if char.isprintable() else "_" for char in text)
-    return text or NULL_TOKEN
-
-
-def render_subject(template: PathTemplate, data: Any) -> str:
-    """The subject for `data`; TemplateError when an expression fails for it."""
-    names = []
-    for component in template.components:
-        if isinstance(component, str):
-            names.append(component)
-            continue
-        parts = []
-        for part in component:
-            if isinstance(part, str):
-                parts.append(part)
-                continue
-            try:
-                value = part.search_function(data)
-            except Exception as raised:
-                raise TemplateError(f"{{{part.source}}} failed: {part.error(raised)}") from None
-            parts.append(subject_value(value))
-        names.append("".join(parts))
-    return "/".join(names)
 
 
 def create(config: ConsumerConfig, base_dir: Path) -> Sink:

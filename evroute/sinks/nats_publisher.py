@@ -18,18 +18,17 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from evroute.natsclient import CONNECT_TIMEOUT_S, LoopThread, connect, ensure_stream
-from evroute.natsconn import NatsProblem
+from evroute.nats.client import CONNECT_TIMEOUT_S, LoopThread, connect, ensure_stream
+from evroute.nats.options import NatsProblem
+from evroute.processes import backoff_delay
+from evroute.shaping.templates import TemplateError, read_payload, render_subject
 from evroute.sinks.base import (
     RETRY_BACKOFF_S,
     RETRY_MAX_BACKOFF_S,
     EventFailure,
     Sink,
     SinkFailed,
-    backoff_delay,
 )
-from evroute.sinks.nats import NatsSinkOptions, render_subject
-from evroute.sinks.path_template import TemplateError, read_payload
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
     from evroute.config.model import ConsumerConfig
+    from evroute.sinks.nats import NatsSinkOptions
 
 # How long the stream may take to acknowledge a publish before it is tried again.
 PUBLISH_ACK_TIMEOUT_S = 5.0

@@ -21,24 +21,24 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from evroute.buffer import SHUTDOWN_DETAIL
-from evroute.router import parse_event
-from evroute.sinks.base import (
+from evroute.core.json_codec import parse_event
+from evroute.processes import (
     LINGER_S,
-    RETRY_BACKOFF_S,
-    RETRY_MAX_BACKOFF_S,
-    EventFailure,
-    Sink,
-    backoff_delay,
-)
-from evroute.sinks.process import (
     NEW_GROUP,
     POLL_S,
     STDERR,
     PrefixedLines,
+    backoff_delay,
     describe_status,
     signal_group,
     stop_group,
+)
+from evroute.sinks.base import (
+    RETRY_BACKOFF_S,
+    RETRY_MAX_BACKOFF_S,
+    SHUTDOWN_DETAIL,
+    EventFailure,
+    Sink,
 )
 
 if TYPE_CHECKING:

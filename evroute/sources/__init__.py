@@ -1,6 +1,6 @@
 """Where events come from: stdin and files (`.gz` read transparently), split into lines."""
 
+from evroute.core.lines import LineSplitter, OversizeLine
 from evroute.sources.base import Source, open_sources
-from evroute.sources.lines import LineSplitter, OversizeLine
 
 __all__ = ["LineSplitter", "OversizeLine", "Source", "open_sources"]

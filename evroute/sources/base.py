@@ -11,14 +11,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from evroute.core.lines import LineBatch, LineSplitter
 from evroute.errors import InputError
-from evroute.fileio import printable
-from evroute.sources.lines import LineBatch, LineSplitter
+from evroute.shaping.publish_policy import PublishPolicy
+from evroute.storage.fileio import printable
 
 if TYPE_CHECKING:
-    from evroute.publish import PublishPolicy
-    from evroute.receipt import Receipt
-    from evroute.stats import InputStats
+    from evroute.core.receipt import Receipt
+    from evroute.core.stats import InputStats
 
 # How a source hands a batch on: (lines, bytes read for them, receipt); False: stop.
 Give = Callable[[LineBatch, int, "Receipt | None"], bool]

@@ -21,10 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evroute.deadletter import RAW_LIMIT
+from evroute.config.checker import Checker, join
+from evroute.core.lines import RAW_LIMIT, DigitRuns, LineBatch, OversizeLine
+from evroute.core.receipt import Receipt
+from evroute.core.stats import InputStats
 from evroute.errors import InputError
-from evroute.natsclient import CONNECT_TIMEOUT_S, LoopThread, connect, ensure_stream
-from evroute.natsconn import (
+from evroute.nats.client import CONNECT_TIMEOUT_S, LoopThread, connect, ensure_stream
+from evroute.nats.options import (
     CONNECTION_KEYS,
     NAME_UNSAFE,
     NatsConnection,
@@ -35,10 +38,7 @@ from evroute.natsconn import (
     subject_problem,
     subject_within,
 )
-from evroute.receipt import Receipt
 from evroute.sources.base import Give, Source
-from evroute.sources.lines import DigitRuns, LineBatch, OversizeLine
-from evroute.stats import InputStats
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from nats.aio.subscription import Subscription
     from nats.js.api import ConsumerConfig
 
-    from evroute.config.check import Checker
     from evroute.config.yaml_loader import Node
 
 NATS_INPUT_KEYS = (
@@ -89,7 +88,6 @@ def parse_options(
     checker: Checker, node: Node, path: str, name: str, base_dir: Path
 ) -> NatsInputOptions | None:
     """The `nats:` mapping of an input; problems go to the checker."""
-    from evroute.config.check import join
 
     fields = checker.mapping(node, path)
     if fields is None:

@@ -16,16 +16,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from evroute.config.model import Config, InputConfig
+from evroute.core.lines import LineBatch
 from evroute.errors import InputError
-from evroute.publish import PublishPolicies, glob_files
-from evroute.sinks.base import LINGER_S, backoff_delay
-from evroute.sinks.command import RestartPolicy
-from evroute.sinks.process import NEW_GROUP, STDERR, PrefixedLines, describe_status, signal_group
+from evroute.processes import (
+    LINGER_S,
+    NEW_GROUP,
+    STDERR,
+    PrefixedLines,
+    RestartPolicy,
+    backoff_delay,
+    describe_status,
+    signal_group,
+)
+from evroute.shaping.publish_policy import PublishPolicies, glob_files
 from evroute.sources.base import CHUNK_BYTES, FdSource, Source, open_sources
-from evroute.sources.lines import LineBatch
 
 if TYPE_CHECKING:
-    from evroute.receipt import Receipt
+    from evroute.core.receipt import Receipt
 
 # What producers hand the router: a batch of a source (the bytes it came from, and the
 # receipt of an input that acknowledges), an error, or None for a producer's end.

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from evroute.crypto import MAGIC, Key, RecordReader, Tampered, sealed
+from evroute.core.lines import LineSplitter
 from evroute.errors import InputError
 from evroute.sources.base import FdSource, Source
-from evroute.sources.lines import LineSplitter
+from evroute.storage.crypto import MAGIC, Key, RecordReader, Tampered, sealed
 
 
 def is_sealed(source: Source) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench_throughput import CONFIG, Run, make_events, run_measured
 
-from evroute.crypto import Key
+from evroute.storage.crypto import Key
 
 # W1 with one feature each; KEY is the variable that holds the encryption key
 ENCRYPT = "encrypt: {key_env: EVROUTE_BENCH_KEY}\n"

@@ -1,0 +1,1 @@
+"""The event model: lines and batches, JSON reading and writing, parcels, receipts, stats."""

@@ -1,0 +1,1 @@
+"""The terminal: tables, reports, progress and the live view, drawn with Rich."""
