@@ -13,11 +13,11 @@ from pathlib import Path
 
 from rich.console import Console
 
+from evroute.core.stats import RunStats
 from evroute.engine import pipeline
 from evroute.loading import load_config
-from evroute.ui.live import REFRESH_S, LiveView
 from evroute.sources.pacing import RatePacer
-from evroute.core.stats import RunStats
+from evroute.ui.live import REFRESH_S, LiveView
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = 2.0

@@ -53,9 +53,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Commands that DESIGN.md promises and a later version brings.
-LATER_COMMANDS: tuple[str, ...] = ()
-
 
 def stderr_console() -> Console:
     # emoji off: a message quoting ":fire:" from a config must print as written
@@ -66,7 +63,7 @@ def stdout_console() -> Console:
     return Console(emoji=False)
 
 
-class AuditOutcome(str, Enum):  # evroute.audit.OUTCOMES, which a test holds it to
+class AuditOutcome(str, Enum):  # audit_log.OUTCOMES, which a test holds it to
     matched = "matched"
     delivered = "delivered"
     dropped = "dropped"
@@ -120,10 +117,6 @@ StatsEveryOption = Annotated[
         show_default=False,
     ),
 ]
-
-
-# Options DESIGN.md promises that a later version brings: refused, never ignored.
-LaterOption = Annotated[str | None, typer.Option(hidden=True, show_default=False)]
 
 
 def version_callback(value: bool) -> None:
@@ -966,9 +959,6 @@ def program(args: list[str]) -> int:
     Typer reports usage errors itself (exit 2); commands end with typer.Exit(code);
     the library's errors arrive here as EvrouteError.
     """
-    if args and args[0] in LATER_COMMANDS:
-        report_error(f"evroute {args[0]} is not supported yet in this version of evroute")
-        return ExitCode.USAGE
     try:
         app(args=args, prog_name="evroute")
     except SystemExit as exit_:

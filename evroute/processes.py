@@ -1,5 +1,9 @@
-"""What command consumers share about child processes: their own process group, how
-they ended, stopping what they leave behind, and passing their output to stderr."""
+"""Child processes, as command inputs and command consumers both run them.
+
+Their `command` and `restart` options, their own process group, backoff with jitter
+between attempts (retried deliveries use it too), how they ended, stopping what they
+leave behind, and passing their output to stderr with their name in front.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from evroute.config.checker import Checker, join
+from evroute.config.json_schema import (
+    DURATION,
+    Schema,
+    dataclass_defaults,
+    dataclass_keys,
+    integer,
+    object_schema,
+)
 from evroute.config.yaml_loader import Node
 
 # its own process group, so a terminal's Ctrl-C reaches evroute alone
@@ -45,6 +57,22 @@ class RestartPolicy:
     max: int = 5  # failures in a row before the consumer is failed
     backoff: float = 0.5  # the first delay; each failure in a row doubles it...
     max_backoff: float = 30.0  # ...up to this
+
+
+# the JSON Schema of a command: argv, or a string split like a shell would
+ARGV: Schema = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    ],
+    "description": "argv; a string is split like a shell would, but no shell runs",
+}
+
+
+def restart_schema() -> Schema:
+    """The JSON Schema of `restart:`, for command inputs and consumers alike."""
+    values = {"max": integer(0), "backoff": DURATION, "max_backoff": DURATION}
+    return object_schema(dataclass_keys(RestartPolicy), values, dataclass_defaults(RestartPolicy))
 
 
 def parse_argv(checker: Checker, node: Node, command_path: str) -> tuple[str, ...] | None:
@@ -78,7 +106,7 @@ def parse_restart(checker: Checker, node: Node, path: str) -> RestartPolicy | No
     fields = checker.mapping(node, path)
     if fields is None:
         return None
-    checker.known_keys(node, path, ("max", "backoff", "max_backoff"), {})
+    checker.known_keys(node, path, ("max", "backoff", "max_backoff"))
     policy = RestartPolicy()
     limit, backoff, max_backoff = policy.max, policy.backoff, policy.max_backoff
     if "max" in fields:

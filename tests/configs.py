@@ -1,5 +1,12 @@
 """Config texts several test modules share."""
 
+# every event to out.jsonl
+ONE_FILE = """\
+version: 1
+consumers: {all: {file: out.jsonl}}
+routes: [{name: all, to: all}]
+"""
+
 MINIMAL = """\
 version: 1
 consumers:

@@ -22,7 +22,7 @@ from typing import Any
 
 import nats
 import pytest
-from nats.js.api import StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from nats.js.errors import NotFoundError
 
 MISSING = "nats-server is not installed (Debian package nats-server)"
@@ -156,12 +156,14 @@ class NatsServer:
         return self.log.read_bytes()[-size:].decode(errors="replace")
 
 
-@pytest.fixture(name="nats_server")
-def nats_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    """A running server of its own for one test; skipped (or failed in CI) without one."""
+@contextmanager
+def serving(
+    folder: Path, extra: tuple[str, ...] = (), client_options: dict[str, Any] | None = None
+) -> Iterator[NatsServer]:
+    """A server of a test's own, its store and log in `folder`, running for the block;
+    the test is skipped (or failed in CI) without nats-server."""
     binary = require_nats_server()
-    folder = tmp_path_factory.mktemp("nats")
-    server = NatsServer(binary, folder / "store", folder / "server.log")
+    server = NatsServer(binary, folder / "store", folder / "server.log", extra, client_options)
     server.start()
     try:
         yield server
@@ -230,6 +232,40 @@ def publish(url: str, subject: str, payloads: Iterable[bytes], window: int = 200
             await client.close()
 
     return asyncio.run(main())
+
+
+def add_durable(
+    url: str, stream: str, durable: str, ack_policy: str, deliver_subject: str | None = None
+) -> None:
+    """A durable consumer made by someone else, with the ack policy given ("all",
+    "explicit"...): a pull consumer, or a push one delivering to `deliver_subject`."""
+
+    async def main() -> None:
+        client = await _connect(url)
+        try:
+            await client.jetstream().add_consumer(
+                stream,
+                ConsumerConfig(
+                    durable_name=durable,
+                    ack_policy=AckPolicy(ack_policy),
+                    deliver_subject=deliver_subject,
+                ),
+            )
+        finally:
+            await client.close()
+
+    asyncio.run(main())
+
+
+def delete_consumer(url: str, stream: str, durable: str) -> None:
+    async def main() -> None:
+        client = await _connect(url)
+        try:
+            await client.jetstream().delete_consumer(stream, durable)
+        finally:
+            await client.close()
+
+    asyncio.run(main())
 
 
 def stream_info(url: str, stream: str) -> Any:

@@ -1,5 +1,6 @@
 """Archives: `archive:` consumers write segments and an index; `evroute replay --archive`
-reads a time window of them back through the routes, exactly as the events came."""
+reads a time window of them back through the routes, exactly as the events came, each
+event placed by its own time or, failing that, by when it was archived."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import re
 import signal
 import stat
 import subprocess
-import sys
 import textwrap
 import time
 import zlib
@@ -21,32 +21,18 @@ from pathlib import Path
 
 import orjson
 import pytest
+from runs import EVROUTE, read_jsonl, run_evroute, write_config
 
 from evroute.config.model import ConsumerConfig, QueueSettings
 from evroute.sinks import archive as sinks_archive
 from evroute.sinks.archive import ArchiveOptions, ArchiveSink
+from evroute.storage.archive_format import GZIP_WBITS, archive_line, event_time, segment_name
 from evroute.storage.fileio import PartialWrite, write_all
 
-EVROUTE = [sys.executable, "-m", "evroute"]
 KEY = base64.b64encode(bytes(range(32))).decode()
 CANARY = "canary-7f3a91e2c4"
 SEGMENT = re.compile(r"^segment-\d{8}T\d{9}Z-\d+-\d+\.jsonl\.gz$")
 ARCHIVED = re.compile(rb'^\{"archived":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z","event":')
-
-
-def evroute(
-    *args: str | Path, cwd: Path, env: dict[str, str] | None = None, stdin: bytes = b""
-) -> subprocess.CompletedProcess[bytes]:
-    environment = {k: v for k, v in os.environ.items() if k != "EVROUTE_KEY"}
-    environment.update(env or {})
-    return subprocess.run(
-        [*EVROUTE, *map(str, args)],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        env=environment,
-        timeout=60,
-    )
 
 
 def write_configs(folder: Path, archive_keys: str = "", encrypt: bool = False) -> None:
@@ -81,16 +67,16 @@ def write_configs(folder: Path, archive_keys: str = "", encrypt: bool = False) -
 
 def archive_events(folder: Path, lines: list[bytes], env: dict[str, str] | None = None) -> None:
     (folder / "in.jsonl").write_bytes(b"".join(line + b"\n" for line in lines))
-    result = evroute("run", "archive.yaml", "in.jsonl", "--stats", "off", cwd=folder, env=env)
+    run = ["run", "archive.yaml", "in.jsonl", "--stats", "off"]
+    result = run_evroute(run, folder, timeout=60, env=env)
     assert result.returncode == 0, result.stderr.decode()
 
 
 def replay(
     folder: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    return evroute(
-        "replay", "replay.yaml", "--archive", "arch", "--stats", "off", *args, cwd=folder, env=env
-    )
+    replay = ["replay", "replay.yaml", "--archive", "arch", "--stats", "off", *args]
+    return run_evroute(replay, folder, timeout=60, env=env)
 
 
 def segments(folder: Path) -> list[Path]:
@@ -289,7 +275,7 @@ def test_an_encrypted_archive_holds_no_plain_text_and_replays(tmp_path: Path) ->
     # and for a person with the key: `evroute decrypt` prints a segment's lines
     decrypted = b""
     for segment in segments(tmp_path):
-        result = evroute("decrypt", segment, cwd=tmp_path, env=env)
+        result = run_evroute(["decrypt", segment], tmp_path, timeout=60, env=env)
         assert result.returncode == 0, result.stderr.decode()
         decrypted += result.stdout
     lines = decrypted.splitlines()
@@ -303,7 +289,7 @@ def test_an_encrypted_archive_holds_no_plain_text_and_replays(tmp_path: Path) ->
     (tmp_path / "plain.yaml").write_text(
         "version: 1\nconsumers:\n  out: {file: out.jsonl}\nroutes:\n  - {name: all, to: out}\n"
     )
-    result = evroute("replay", "plain.yaml", "--archive", "arch", cwd=tmp_path)
+    result = run_evroute(["replay", "plain.yaml", "--archive", "arch"], tmp_path, timeout=60)
     assert result.returncode == 1
     assert "is encrypted" in result.stderr.decode() and "encrypt:" in result.stderr.decode()
 
@@ -357,7 +343,7 @@ def test_a_sealed_segment_cut_short_replays_what_it_holds(tmp_path: Path) -> Non
 def test_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
     write_configs(tmp_path)
     (tmp_path / "in.jsonl").write_bytes(b'{"id":1}\n')
-    result = evroute("replay", "replay.yaml", *args, cwd=tmp_path)
+    result = run_evroute(["replay", "replay.yaml", *args], tmp_path, timeout=60)
     assert result.returncode == 2, result.stderr.decode()
     assert message in " ".join(result.stderr.decode().split())
     assert not (tmp_path / "out.jsonl").exists()
@@ -386,11 +372,11 @@ def test_a_missing_or_empty_archive_is_an_error(tmp_path: Path) -> None:
     ],
 )
 def test_validate_reports_bad_archive_keys(tmp_path: Path, keys: str, message: str) -> None:
-    config = tmp_path / "routes.yaml"
-    config.write_text(
-        f"version: 1\nconsumers:\n  history: {keys}\nroutes:\n  - {{name: all, to: history}}\n"
+    config = write_config(
+        tmp_path,
+        f"version: 1\nconsumers:\n  history: {keys}\nroutes:\n  - {{name: all, to: history}}\n",
     )
-    result = evroute("validate", config, cwd=tmp_path)
+    result = run_evroute(["validate", config], tmp_path, timeout=60)
     assert result.returncode == 1
     assert message in result.stdout.decode() + result.stderr.decode()
 
@@ -416,7 +402,7 @@ def failing_writes(monkeypatch: pytest.MonkeyPatch, fail: Callable[[int], bool])
         write_all(fd, data)
 
     monkeypatch.setattr(sinks_archive, "write_all", write)
-    monkeypatch.setattr(sinks_archive, "backoff_delay", lambda *args: 0.0)
+    monkeypatch.setattr("evroute.sinks.base.backoff_delay", lambda *args: 0.0)
 
 
 def test_a_failed_write_is_retried_in_a_new_segment(
@@ -454,7 +440,7 @@ def test_a_write_that_keeps_failing_gives_its_events_up(
 
 def test_graph_shows_the_archive_folder(tmp_path: Path) -> None:
     write_configs(tmp_path)
-    result = evroute("graph", "archive.yaml", cwd=tmp_path)
+    result = run_evroute(["graph", "archive.yaml"], tmp_path, timeout=60)
     assert result.returncode == 0, result.stderr.decode()
     assert "history  archive: arch" in result.stdout.decode()
 
@@ -480,6 +466,79 @@ def test_events_over_max_event_bytes_are_malformed(tmp_path: Path) -> None:
         ("malformed", 2, "its event of 65 bytes is over max_event_bytes (64)"),
         ("malformed", 3, f"its event of {len(far_over)} bytes is over max_event_bytes (64)"),
     ]
+
+
+def write_segment(folder: Path, lines: list[tuple[bytes, bytes]]) -> None:
+    """A closed segment, written by hand: (archived time, event) per line."""
+    folder.mkdir(mode=0o700)
+    compressor = zlib.compressobj(wbits=GZIP_WBITS)
+    data = b"".join(archive_line(stamp, event) for stamp, event in lines)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    (folder / segment_name(start, 1, 1)).write_bytes(compressor.compress(data) + compressor.flush())
+
+
+def test_an_oversize_event_is_judged_by_its_archived_time(tmp_path: Path) -> None:
+    """An event too long for the replay's max_event_bytes is not read whole, so its
+    archived time (at the start of its line) places it in or out of the window."""
+    write_config(
+        tmp_path,
+        """\
+        version: 1
+        max_event_bytes: 100
+        dead_letter: dead.jsonl
+        consumers:
+          out: {file: out.jsonl, mode: overwrite}
+        routes:
+          - {name: all, to: out}
+        """,
+        "replay.yaml",
+    )
+    old = b'{"id":1,"time":"2026-11-28T10:00:00Z","pad":"%s"}' % (b"x" * 200)
+    inside = b'{"id":3,"pad":"%s"}' % (b"y" * 200)
+    new = b'{"id":2,"time":"2026-11-28T09:00:00Z"}'
+    write_segment(
+        tmp_path / "arch",
+        [
+            (b"2026-01-01T00:00:00.000Z", old),
+            (b"2026-11-28T09:00:00.000Z", new),
+            (b"2026-11-28T09:00:01.000Z", inside),
+        ],
+    )
+    result = replay(tmp_path, "--from", "2026-11-28")
+    assert (tmp_path / "out.jsonl").read_bytes() == new + b"\n"
+    assert result.returncode == 3, result.stderr.decode()
+    [letter] = read_jsonl(tmp_path / "dead.jsonl")
+    assert letter["reason"] == "malformed"
+    assert letter["raw"].startswith('{"id":3,"pad":"yyy')  # the event, not its archive line
+    assert letter["bytes"] == len(inside)
+
+
+def test_an_event_time_at_the_end_of_year_9999_does_not_fail_the_archive(
+    tmp_path: Path,
+) -> None:
+    write_config(
+        tmp_path,
+        """\
+        version: 1
+        consumers:
+          history: {archive: arch, rotate_bytes: 1KiB}
+        routes:
+          - {name: all, to: history}
+        dead_letter: dead.jsonl
+        """,
+        "archive.yaml",
+    )
+    lines = [b'{"id":0,"time":"9999-12-31T23:59:59.9999Z"}']
+    lines += [b'{"id":%d,"pad":"%s"}' % (n, b"x" * 50) for n in range(1, 40)]
+    archive_events(tmp_path, lines)
+    assert not (tmp_path / "dead.jsonl").exists()
+    assert sum(int(entry["events"]) for entry in index(tmp_path)) == 40  # type: ignore[call-overload]
+
+
+def test_the_time_of_an_event_with_a_long_integer_is_its_time_field() -> None:
+    archived = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
+    event = b'{"time":"2026-01-01T00:00:00Z","amount":' + b"9" * 400 + b"}"
+    assert event_time(event, archived) == datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def running_archiver(folder: Path, events: list[bytes]) -> tuple[subprocess.Popen[bytes], Path]:
@@ -532,10 +591,10 @@ def test_a_killed_run_leaves_a_segment_that_replays(tmp_path: Path) -> None:
 def test_two_archives_in_one_folder_are_an_error(tmp_path: Path) -> None:
     from evroute.loading import check_config
 
-    config = tmp_path / "routes.yaml"
-    config.write_text(
+    config = write_config(
+        tmp_path,
         "version: 1\nconsumers:\n  a: {archive: arch}\n  b: {archive: ./arch/}\n"
-        "routes:\n  - {name: all, to: [a, b]}\n"
+        "routes:\n  - {name: all, to: [a, b]}\n",
     )
     loaded, issues = check_config(config)
     assert loaded is None

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 from configs import MINIMAL as VALID
 from configs import THREE_MISTAKES
+from runs import EVROUTE_BIN, environment, write_config
 
 from evroute import __version__
 from evroute.cli import program
-
-# the console script installed beside the Python running the tests
-EVROUTE_BIN = Path(sys.executable).parent / "evroute"
 
 ISSUE_LINE = re.compile(
     r"^(?P<file>.+):(?P<line>\d+):(?P<column>\d+): (?P<severity>error|warning): "
@@ -36,25 +30,19 @@ routes:
 """
 
 
-def write(folder: Path, text: str, name: str = "routes.yaml") -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
 def issue_lines(out: str) -> list[re.Match[str]]:
     return [match for line in out.splitlines() if (match := ISSUE_LINE.match(line))]
 
 
 @pytest.fixture(autouse=True)
-def no_colour(monkeypatch):
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.delenv("FORCE_COLOR", raising=False)
+def token_unset(fixed_terminal: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output as on a fixed terminal, and the token of UNSET_VARIABLE unset, whatever the
+    environment the tests run in."""
     monkeypatch.delenv("EVROUTE_TEST_UNSET_TOKEN", raising=False)
 
 
 def test_valid_config(tmp_path, capsys):
-    path = write(tmp_path, VALID)
+    path = write_config(tmp_path, VALID)
     assert program(["validate", str(path)]) == 0
     out, err = capsys.readouterr()
     assert out.strip().splitlines() == [f"{path}: valid"]
@@ -62,7 +50,7 @@ def test_valid_config(tmp_path, capsys):
 
 
 def test_three_mistakes(tmp_path, capsys):
-    path = write(tmp_path, THREE_MISTAKES)
+    path = write_config(tmp_path, THREE_MISTAKES)
     assert program(["validate", str(path)]) == 1
     out, err = capsys.readouterr()
     matches = issue_lines(out)
@@ -81,7 +69,7 @@ def test_three_mistakes(tmp_path, capsys):
 
 def test_warnings_are_reported_and_exit_zero(tmp_path, capsys):
     text = VALID.replace("consumers:\n", "consumers:\n  idle:\n    file: idle.jsonl\n")
-    path = write(tmp_path, text)
+    path = write_config(tmp_path, text)
     assert program(["validate", str(path)]) == 0
     out, _ = capsys.readouterr()
     (match,) = issue_lines(out)
@@ -91,8 +79,8 @@ def test_warnings_are_reported_and_exit_zero(tmp_path, capsys):
 
 
 def test_several_configs_all_reported(tmp_path, capsys):
-    good = write(tmp_path, VALID, "good.yaml")
-    bad = write(tmp_path, THREE_MISTAKES, "bad.yaml")
+    good = write_config(tmp_path, VALID, "good.yaml")
+    bad = write_config(tmp_path, THREE_MISTAKES, "bad.yaml")
     missing = tmp_path / "missing.yaml"
     assert program(["validate", str(good), str(bad), str(missing)]) == 1
     out, _ = capsys.readouterr()
@@ -107,16 +95,16 @@ def test_several_configs_all_reported(tmp_path, capsys):
 
 
 def test_several_valid_configs_exit_zero(tmp_path, capsys):
-    first = write(tmp_path, VALID, "a.yaml")
-    second = write(tmp_path, VALID, "b.yaml")
+    first = write_config(tmp_path, VALID, "a.yaml")
+    second = write_config(tmp_path, VALID, "b.yaml")
     assert program(["validate", str(first), str(second)]) == 0
     out, _ = capsys.readouterr()
     assert out.strip().splitlines() == [f"{first}: valid", f"{second}: valid"]
 
 
 def test_json_format(tmp_path, capsys):
-    good = write(tmp_path, VALID, "good.yaml")
-    bad = write(tmp_path, THREE_MISTAKES, "bad.yaml")
+    good = write_config(tmp_path, VALID, "good.yaml")
+    bad = write_config(tmp_path, THREE_MISTAKES, "bad.yaml")
     assert program(["validate", "--format", "json", str(good), str(bad)]) == 1
     out, _ = capsys.readouterr()
     report = json.loads(out)
@@ -135,14 +123,14 @@ def test_json_format(tmp_path, capsys):
 
 
 def test_json_format_valid(tmp_path, capsys):
-    path = write(tmp_path, VALID)
+    path = write_config(tmp_path, VALID)
     assert program(["validate", "--format", "json", str(path)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report == {"valid": True, "errors": 0, "warnings": 0, "issues": []}
 
 
 def test_unset_variable_is_an_error(tmp_path, capsys):
-    path = write(tmp_path, UNSET_VARIABLE)
+    path = write_config(tmp_path, UNSET_VARIABLE)
     assert program(["validate", str(path)]) == 1
     (match,) = issue_lines(capsys.readouterr().out)
     assert match["severity"] == "error"
@@ -150,7 +138,7 @@ def test_unset_variable_is_an_error(tmp_path, capsys):
 
 
 def test_no_env_turns_unset_variable_into_a_warning(tmp_path, capsys):
-    path = write(tmp_path, UNSET_VARIABLE)
+    path = write_config(tmp_path, UNSET_VARIABLE)
     assert program(["validate", "--no-env", str(path)]) == 0
     out, _ = capsys.readouterr()
     (match,) = issue_lines(out)
@@ -165,7 +153,7 @@ def test_no_env_turns_unset_variable_into_a_warning(tmp_path, capsys):
 
 def test_set_variable_comes_from_the_environment(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("EVROUTE_TEST_UNSET_TOKEN", "s3cret")
-    path = write(tmp_path, UNSET_VARIABLE)
+    path = write_config(tmp_path, UNSET_VARIABLE)
     assert program(["validate", str(path)]) == 0
     assert issue_lines(capsys.readouterr().out) == []
 
@@ -178,7 +166,7 @@ def test_no_argument_is_a_usage_error(capsys):
 
 
 def test_bad_format_is_a_usage_error(tmp_path, capsys):
-    path = write(tmp_path, VALID)
+    path = write_config(tmp_path, VALID)
     assert program(["validate", "--format", "xml", str(path)]) == 2
 
 
@@ -197,21 +185,20 @@ def test_version(capsys):
 
 
 def test_report_prints_messages_verbatim(tmp_path, capsys):
-    path = write(tmp_path, VALID + "    filter: \"reaction == ':fire:' ]\"\n")
+    path = write_config(tmp_path, VALID + "    filter: \"reaction == ':fire:' ]\"\n")
     assert program(["validate", str(path)]) == 1
     (match,) = issue_lines(capsys.readouterr().out)
     assert "':fire:'" in match["message"]
 
 
 def test_yaml_syntax_error_in_a_subprocess_has_no_traceback(tmp_path):
-    path = write(tmp_path, "version: 1\nconsumers:\n  archive: {file: x\nroutes: []\n")
-    env = {**os.environ, "NO_COLOR": "1"}
+    path = write_config(tmp_path, "version: 1\nconsumers:\n  archive: {file: x\nroutes: []\n")
     result = subprocess.run(
         [str(EVROUTE_BIN), "validate", str(path)],
         capture_output=True,
         text=True,
         timeout=30,
-        env=env,
+        env=environment(),
         check=False,
     )
     assert result.returncode == 1

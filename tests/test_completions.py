@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from runs import EVROUTE
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("generate", ROOT / "completions" / "generate.py")
@@ -34,9 +34,7 @@ def test_the_app_completes_commands_and_options() -> None:
             "COMP_WORDS": words,
             "COMP_CWORD": str(index),
         }
-        result = subprocess.run(
-            [sys.executable, "-m", "evroute"], env=env, capture_output=True, text=True, timeout=60
-        )
+        result = subprocess.run(EVROUTE, env=env, capture_output=True, text=True, timeout=60)
         return result.stdout.split()
 
     assert complete("evroute re", 1) == ["replay"]

@@ -8,20 +8,15 @@ from pathlib import Path
 
 import pytest
 from configs import MINIMAL, THREE_MISTAKES
+from runs import write_config
 
 from evroute.config.model import Config, QueueSettings
 from evroute.loading import check_config
 
 
-def write(folder: Path, text: str, name: str = "routes.yaml") -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
 def check(folder: Path, text: str, environ=None, no_env=False):
     return check_config(
-        write(folder, text), environ={} if environ is None else environ, no_env=no_env
+        write_config(folder, text), environ={} if environ is None else environ, no_env=no_env
     )
 
 
@@ -55,7 +50,7 @@ def with_consumer_options(options: str) -> str:
 
 
 def test_minimal_config_builds(tmp_path):
-    path = write(tmp_path, MINIMAL)
+    path = write_config(tmp_path, MINIMAL)
     config, issues = check_config(path, environ={})
     assert issues == []
     assert isinstance(config, Config)
@@ -90,7 +85,7 @@ def test_relative_paths_are_resolved_against_the_config_folder(tmp_path, monkeyp
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    path = write(folder, MINIMAL + "dead_letter: dl/dead.jsonl\n")
+    path = write_config(folder, MINIMAL + "dead_letter: dl/dead.jsonl\n")
     config, issues = check_config(Path(path), environ={})
     assert issues == []
     assert config is not None
@@ -100,7 +95,7 @@ def test_relative_paths_are_resolved_against_the_config_folder(tmp_path, monkeyp
 
 
 def test_relative_config_path_gives_an_absolute_base_dir(tmp_path, monkeypatch):
-    write(tmp_path, MINIMAL)
+    write_config(tmp_path, MINIMAL)
     monkeypatch.chdir(tmp_path)
     config, _ = check_config(Path("routes.yaml"), environ={})
     assert config is not None
@@ -236,7 +231,7 @@ def test_yaml_11_number_forms_are_strings(tmp_path):
 
 
 def test_three_mistakes_three_errors_with_positions(tmp_path):
-    path = write(tmp_path, THREE_MISTAKES)
+    path = write_config(tmp_path, THREE_MISTAKES)
     config, issues = check_config(path, environ={})
     assert config is None
     found = errors(issues)
@@ -254,7 +249,7 @@ def test_three_mistakes_three_errors_with_positions(tmp_path):
 
 
 def test_issue_format(tmp_path):
-    path = write(tmp_path, THREE_MISTAKES)
+    path = write_config(tmp_path, THREE_MISTAKES)
     _, issues = check_config(path, environ={})
     lines = [issue.format() for issue in errors(issues)]
     assert lines[0] == (
@@ -267,7 +262,7 @@ def test_issue_format(tmp_path):
 
 
 def test_issue_format_without_path(tmp_path):
-    path = write(tmp_path, "")
+    path = write_config(tmp_path, "")
     _, issues = check_config(path, environ={})
     assert only_error(issues).format().startswith(f"{path}:1:1: error: the config is empty")
 
@@ -647,12 +642,19 @@ def test_jmespath_error_in_transform(tmp_path):
     assert error.column > 16  # inside the expression, not at its start
 
 
-def test_unknown_jmespath_function(tmp_path):
-    config, issues = check(tmp_path, MINIMAL + "    filter: nosuch(a)\n")
+@pytest.mark.parametrize(
+    ("expression", "says"),
+    [
+        pytest.param("nosuch(a)", "unknown function nosuch()", id="unknown-function"),
+        pytest.param("length(a, b)", "length() takes 1 argument(s), 2 given", id="wrong-arity"),
+    ],
+)
+def test_a_bad_jmespath_function_call_is_an_error_at_the_expression(tmp_path, expression, says):
+    config, issues = check(tmp_path, MINIMAL + f"    filter: {expression}\n")
     assert config is None
     error = only_error(issues)
     assert (error.path, error.line, error.column) == ("routes[0].filter", 8, 13)
-    assert "unknown function nosuch()" in error.message
+    assert says in error.message
 
 
 def test_unknown_jmespath_function_inside_the_expression(tmp_path):
@@ -660,14 +662,6 @@ def test_unknown_jmespath_function_inside_the_expression(tmp_path):
     error = only_error(issues)
     assert config is None
     assert (error.line, error.column) == (8, 13 + 5)
-
-
-def test_jmespath_wrong_arity(tmp_path):
-    config, issues = check(tmp_path, MINIMAL + "    filter: length(a, b)\n")
-    assert config is None
-    error = only_error(issues)
-    assert (error.path, error.line, error.column) == ("routes[0].filter", 8, 13)
-    assert "length() takes 1 argument(s), 2 given" in error.message
 
 
 def test_jmespath_variadic_arity(tmp_path):
@@ -776,27 +770,24 @@ def test_missing_consumers_and_routes(tmp_path):
     assert all("missing" in issue.message for issue in found)
 
 
-def test_null_routes(tmp_path):
-    # `routes:` with nothing after it is null, not a list
-    config, issues = check(tmp_path, MINIMAL.replace("  - name: everything\n    to: archive\n", ""))
+@pytest.mark.parametrize(
+    ("routes", "says"),
+    [
+        # `routes:` with nothing after it is null, not a list
+        pytest.param("routes:\n", "expected a list of routes, got null", id="null"),
+        pytest.param("routes: []\n", "is empty", id="empty"),
+    ],
+)
+def test_routes_must_be_a_list_of_some(tmp_path, routes, says):
+    text = MINIMAL.replace("routes:\n  - name: everything\n    to: archive\n", routes)
+    config, issues = check(tmp_path, text)
     assert config is None
     route_errors = [issue for issue in errors(issues) if issue.path == "routes"]
     assert len(route_errors) == 1
-    assert "expected a list of routes, got null" in route_errors[0].message
+    assert says in route_errors[0].message
 
 
-def test_empty_routes(tmp_path):
-    config, issues = check(
-        tmp_path,
-        MINIMAL.replace("routes:\n  - name: everything\n    to: archive\n", "routes: []\n"),
-    )
-    assert config is None
-    route_errors = [issue for issue in errors(issues) if issue.path == "routes"]
-    assert len(route_errors) == 1
-    assert "is empty" in route_errors[0].message
-
-
-# --- not supported yet ----------------------------------------------------------------------
+# --- inputs and templated paths ---------------------------------------------------------
 
 
 def test_a_nats_input_reports_each_problem_at_its_key(tmp_path):
@@ -887,20 +878,54 @@ def test_invalid_route_still_counts_as_feeding_its_consumers(tmp_path):
 # --- ${VAR} -----------------------------------------------------------------------------------
 
 
-def test_env_variable_is_expanded(tmp_path):
-    config = valid(
-        tmp_path, with_consumer_options("file: out/${EVR_DIR}/a.jsonl\n"), {"EVR_DIR": "logs"}
-    )
-    assert config.consumers["archive"].options.path == "out/logs/a.jsonl"
+@pytest.mark.parametrize(
+    ("file", "environ", "path"),
+    [
+        pytest.param(
+            "out/${EVR_DIR}/a.jsonl", {"EVR_DIR": "logs"}, "out/logs/a.jsonl", id="expanded"
+        ),
+        pytest.param(
+            "${EVR_OUT:-out/default.jsonl}", {}, "out/default.jsonl", id="default-when-unset"
+        ),
+        pytest.param(
+            "${EVR_OUT:-out/default.jsonl}",
+            {"EVR_OUT": ""},
+            "out/default.jsonl",
+            id="default-when-empty",
+        ),
+        pytest.param(
+            "${EVR_OUT:-out/default.jsonl}",
+            {"EVR_OUT": "out/set.jsonl"},
+            "out/set.jsonl",
+            id="default-ignored-when-set",
+        ),
+        pytest.param(
+            "out/$$HOME/a$$b.jsonl", {"HOME": "h"}, "out/$HOME/a$b.jsonl", id="double-dollar"
+        ),
+    ],
+)
+def test_env_variables_in_a_file_path(tmp_path, file, environ, path):
+    config = valid(tmp_path, with_consumer_options(f"file: {file}\n"), environ)
+    assert config.consumers["archive"].options.path == path
 
 
-def test_env_variable_in_argv(tmp_path):
-    config = valid(
-        tmp_path,
-        with_consumer_options('command: [notify, "--token=${EVR_TOKEN}"]\n'),
-        {"EVR_TOKEN": "s3cret"},
-    )
-    assert config.consumers["archive"].options.argv == ("notify", "--token=s3cret")
+@pytest.mark.parametrize(
+    ("command", "environ", "argv"),
+    [
+        pytest.param(
+            '[notify, "--token=${EVR_TOKEN}"]',
+            {"EVR_TOKEN": "s3cret"},
+            ("notify", "--token=s3cret"),
+            id="expanded",
+        ),
+        pytest.param(
+            '[echo, "$${X}"]', {"X": "no"}, ("echo", "${X}"), id="double-dollar-before-a-brace"
+        ),
+    ],
+)
+def test_env_variables_in_a_command(tmp_path, command, environ, argv):
+    config = valid(tmp_path, with_consumer_options(f"command: {command}\n"), environ)
+    assert config.consumers["archive"].options.argv == argv
 
 
 def test_env_variable_in_filter(tmp_path):
@@ -911,37 +936,6 @@ def test_env_variable_in_filter(tmp_path):
     assert route_filter is not None
     assert route_filter.search({"source": "shop"}) is True
     assert route_filter.search({"source": "other"}) is False
-
-
-def test_env_default_when_unset(tmp_path):
-    config = valid(tmp_path, with_consumer_options("file: ${EVR_OUT:-out/default.jsonl}\n"), {})
-    assert config.consumers["archive"].options.path == "out/default.jsonl"
-
-
-def test_env_default_when_empty(tmp_path):
-    config = valid(
-        tmp_path, with_consumer_options("file: ${EVR_OUT:-out/default.jsonl}\n"), {"EVR_OUT": ""}
-    )
-    assert config.consumers["archive"].options.path == "out/default.jsonl"
-
-
-def test_env_default_ignored_when_set(tmp_path):
-    config = valid(
-        tmp_path,
-        with_consumer_options("file: ${EVR_OUT:-out/default.jsonl}\n"),
-        {"EVR_OUT": "out/set.jsonl"},
-    )
-    assert config.consumers["archive"].options.path == "out/set.jsonl"
-
-
-def test_double_dollar_is_a_dollar(tmp_path):
-    config = valid(tmp_path, with_consumer_options("file: out/$$HOME/a$$b.jsonl\n"), {"HOME": "h"})
-    assert config.consumers["archive"].options.path == "out/$HOME/a$b.jsonl"
-
-
-def test_double_dollar_before_a_brace_is_not_a_reference(tmp_path):
-    config = valid(tmp_path, with_consumer_options('command: [echo, "$${X}"]\n'), {"X": "no"})
-    assert config.consumers["archive"].options.argv == ("echo", "${X}")
 
 
 def test_unset_variable_is_an_error_naming_it(tmp_path):
@@ -955,7 +949,7 @@ def test_unset_variable_is_an_error_naming_it(tmp_path):
 
 def test_environ_defaults_to_os_environ(tmp_path, monkeypatch):
     monkeypatch.setenv("EVR_FROM_OS", "from-os.jsonl")
-    path = write(tmp_path, with_consumer_options("file: ${EVR_FROM_OS}\n"))
+    path = write_config(tmp_path, with_consumer_options("file: ${EVR_FROM_OS}\n"))
     config, issues = check_config(path)
     assert issues == []
     assert config is not None
@@ -999,7 +993,7 @@ def test_malformed_reference_is_an_error(tmp_path):
 
 
 def test_yaml_syntax_error(tmp_path):
-    path = write(
+    path = write_config(
         tmp_path,
         """\
         version: 1

@@ -17,72 +17,75 @@ def run(text, environ=None):
     return expand(text, environ or {}, unset), unset
 
 
-def test_set_variable_is_substituted():
-    assert run("out/${DIR}/a.jsonl", {"DIR": "logs"}) == ("out/logs/a.jsonl", [])
-
-
-def test_whole_value_reference():
-    assert run("${TOKEN}", {"TOKEN": "s3cret"}) == ("s3cret", [])
-
-
-def test_several_references():
-    assert run("${A}-${B}-${A}", {"A": "x", "B": "y"}) == ("x-y-x", [])
-
-
-def test_unset_variable_becomes_empty_and_is_listed():
-    assert run("a${MISSING}b") == ("ab", ["MISSING"])
-
-
-def test_every_unset_variable_is_listed_in_order():
-    assert run("${ONE}/${TWO}", {"OTHER": "1"}) == ("/", ["ONE", "TWO"])
-
-
-def test_set_but_empty_variable_without_default_is_empty_not_unset():
-    assert run("a${EMPTY}b", {"EMPTY": ""}) == ("ab", [])
-
-
-def test_default_when_unset():
-    assert run("${LEVEL:-info}") == ("info", [])
-
-
-def test_default_when_empty():
-    assert run("${LEVEL:-info}", {"LEVEL": ""}) == ("info", [])
-
-
-def test_default_ignored_when_set():
-    assert run("${LEVEL:-info}", {"LEVEL": "debug"}) == ("debug", [])
-
-
-def test_empty_default():
-    assert run("x${LEVEL:-}y") == ("xy", [])
-
-
-def test_default_with_spaces_and_punctuation():
-    assert run("${CMD:-python3 consumers/notify.py --x=1}") == (
-        "python3 consumers/notify.py --x=1",
-        [],
-    )
-
-
-def test_double_dollar_is_a_dollar():
-    assert run("cost: $$5") == ("cost: $5", [])
-
-
-def test_double_dollar_before_brace_is_not_a_reference():
-    assert run("$${HOME}", {"HOME": "/root"}) == ("${HOME}", [])
-
-
-def test_lone_dollar_without_brace_is_kept():
-    assert run("price $5 and $HOME", {"HOME": "/root"}) == ("price $5 and $HOME", [])
-
-
-def test_trailing_dollar_is_kept():
-    assert run("abc$") == ("abc$", [])
-
-
-def test_text_without_dollar_is_returned_unchanged():
-    text = "no references {here}"
-    assert run(text, {"here": "x"}) == (text, [])
+@pytest.mark.parametrize(
+    ("text", "environ", "expanded", "unset"),
+    [
+        pytest.param(
+            "out/${DIR}/a.jsonl",
+            {"DIR": "logs"},
+            "out/logs/a.jsonl",
+            [],
+            id="set-variable-is-substituted",
+        ),
+        pytest.param("${TOKEN}", {"TOKEN": "s3cret"}, "s3cret", [], id="whole-value-reference"),
+        pytest.param("${A}-${B}-${A}", {"A": "x", "B": "y"}, "x-y-x", [], id="several-references"),
+        pytest.param(
+            "a${MISSING}b", None, "ab", ["MISSING"], id="unset-variable-becomes-empty-and-is-listed"
+        ),
+        pytest.param(
+            "${ONE}/${TWO}",
+            {"OTHER": "1"},
+            "/",
+            ["ONE", "TWO"],
+            id="every-unset-variable-is-listed-in-order",
+        ),
+        pytest.param(
+            "a${EMPTY}b",
+            {"EMPTY": ""},
+            "ab",
+            [],
+            id="set-but-empty-variable-without-default-is-empty-not-unset",
+        ),
+        pytest.param("${LEVEL:-info}", None, "info", [], id="default-when-unset"),
+        pytest.param("${LEVEL:-info}", {"LEVEL": ""}, "info", [], id="default-when-empty"),
+        pytest.param(
+            "${LEVEL:-info}", {"LEVEL": "debug"}, "debug", [], id="default-ignored-when-set"
+        ),
+        pytest.param("x${LEVEL:-}y", None, "xy", [], id="empty-default"),
+        pytest.param(
+            "${CMD:-python3 consumers/notify.py --x=1}",
+            None,
+            "python3 consumers/notify.py --x=1",
+            [],
+            id="default-with-spaces-and-punctuation",
+        ),
+        pytest.param("cost: $$5", None, "cost: $5", [], id="double-dollar-is-a-dollar"),
+        pytest.param(
+            "$${HOME}",
+            {"HOME": "/root"},
+            "${HOME}",
+            [],
+            id="double-dollar-before-brace-is-not-a-reference",
+        ),
+        pytest.param(
+            "price $5 and $HOME",
+            {"HOME": "/root"},
+            "price $5 and $HOME",
+            [],
+            id="lone-dollar-without-brace-is-kept",
+        ),
+        pytest.param("abc$", None, "abc$", [], id="trailing-dollar-is-kept"),
+        pytest.param(
+            "no references {here}",
+            {"here": "x"},
+            "no references {here}",
+            [],
+            id="text-without-dollar-is-returned-unchanged",
+        ),
+    ],
+)
+def test_expand(text, environ, expanded, unset):
+    assert run(text, environ) == (expanded, unset)
 
 
 def test_environ_is_only_read():

@@ -20,29 +20,21 @@ import select
 import shutil
 import signal
 import subprocess
-import sys
-import textwrap
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from runs import EVROUTE_BIN, without_trailing_spaces, write_config
 
 from evroute.cli import program
 from evroute.loading import load_config
 from evroute.tools import explain
 
+pytestmark = pytest.mark.usefixtures("fixed_terminal")
+
 ROOT = Path(__file__).resolve().parent.parent
 CASES = Path(__file__).resolve().parent / "explain"
-EVROUTE_BIN = Path(sys.executable).parent / "evroute"
-WIDTH = "100"
-
-
-@pytest.fixture(autouse=True)
-def fixed_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", WIDTH)
-    monkeypatch.delenv("FORCE_COLOR", raising=False)
 
 
 def case_params() -> list[Any]:
@@ -71,10 +63,6 @@ def explain_in(
     code = program(arguments(case, *more))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def without_trailing_spaces(text: str) -> str:
-    return "".join(line.rstrip() + "\n" for line in text.splitlines())
 
 
 def test_there_are_cases() -> None:
@@ -227,19 +215,17 @@ def test_gzip_input(
 def test_an_invalid_config_fails_with_the_errors_of_validate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "routes.yaml"
-    config.write_text(
-        textwrap.dedent(
-            """\
-            version: 1
-            consumers:
-              sink: {file: out.jsonl}
-            routes:
-              - name: broken
-                filter: "detail.amount >> `100`"
-                to: [sink, nowhere]
-            """
-        )
+    config = write_config(
+        tmp_path,
+        """\
+        version: 1
+        consumers:
+          sink: {file: out.jsonl}
+        routes:
+          - name: broken
+            filter: "detail.amount >> `100`"
+            to: [sink, nowhere]
+        """,
     )
     assert program(["validate", str(config)]) == 1
     validate_out, _ = capsys.readouterr()
@@ -293,10 +279,10 @@ def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
 def test_long_values_are_cut_in_text_but_whole_in_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "routes.yaml"
-    config.write_text(
+    write_config(
+        tmp_path,
         "version: 1\nconsumers: {sink: {file: out.jsonl}}\n"
-        "routes: [{name: long, filter: 'note', transform: 'note', to: sink}]\n"
+        "routes: [{name: long, filter: 'note', transform: 'note', to: sink}]\n",
     )
     note = "n" * 500
     (tmp_path / "events.jsonl").write_text(json.dumps({"note": note}) + "\n")

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from expressions import SUITE, canonical
 from hypothesis import given
 from hypothesis import strategies as st
 
 from evroute import expr
-
-# The official compliance suite, copied with its licence (tests/conformance/jmespath/README.md).
-SUITE = Path(__file__).resolve().parent / "conformance" / "jmespath"
 
 
 def compliance_cases() -> list[Any]:
@@ -27,10 +24,6 @@ def compliance_cases() -> list[Any]:
                 case_id = f"{path.stem}-{group_index}-{case_index}"
                 cases.append(pytest.param(group["given"], case, id=case_id))
     return cases
-
-
-def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
 
 
 @pytest.mark.parametrize(("given_data", "case"), compliance_cases())

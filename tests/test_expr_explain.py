@@ -12,23 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
+from expressions import SUITE, canonical
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evroute import expr
 from evroute.expr import parse
 from evroute.expr.unparse import unparse
-
-SUITE = Path(__file__).resolve().parent / "conformance" / "jmespath"
-
-
-def canonical(value: Any) -> str:
-    """JSON text that tells 1 from 1.0 and from true, with keys in order."""
-    return json.dumps(value, sort_keys=True)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,16 @@ from typing import Any
 
 import orjson
 import pytest
+from expressions import (
+    compiled_or_none,
+    expressions,
+    objects,
+    plain_fields,
+    plain_literals,
+    scalars,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_expr_properties import expressions, objects, plain_fields, plain_literals, scalars
 
 from evroute import expr
 from evroute.config.model import Config, ConsumerConfig, QueueSettings, RouteConfig
@@ -81,13 +88,6 @@ values = st.recursive(
 documents = objects(values)
 
 
-def compiled(source: str) -> expr.Expression | None:
-    try:
-        return expr.compile(source)
-    except expr.ExpressionSyntaxError:
-        return None
-
-
 @settings(max_examples=1500, deadline=None)
 @given(
     source=expressions(
@@ -100,7 +100,7 @@ def compiled(source: str) -> expr.Expression | None:
 def test_a_filter_that_ignores_rounding_decides_alike_on_rounded_integers(
     source: str, document: dict[str, Any]
 ) -> None:
-    expression = compiled(source)
+    expression = compiled_or_none(source)
     if expression is None or not expression.truth_ignores_rounding():
         return
     assert outcome(expression, document) == outcome(expression, rounded(document))
@@ -231,7 +231,7 @@ batch_lines = st.lists(
 def test_a_batch_runner_does_what_the_plan_does_line_by_line(
     sources: list[str], lines: list[bytes]
 ) -> None:
-    filters = [f for f in map(compiled, sources) if f is not None]
+    filters = [f for f in map(compiled_or_none, sources) if f is not None]
     steps = [expr.PlanStep(n, f, False) for n, f in enumerate(filters)]
 
     def routed(use_runner: bool) -> list[Any]:

@@ -5,50 +5,42 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from runs import EVROUTE, id_lines, write_config
 
 from evroute.config.model import ConsumerConfig, QueueSettings
 from evroute.sinks.file import FileOptions, FileSink
 
-EVROUTE = [sys.executable, "-m", "evroute"]
 FULL = Path("/dev/full")
 
 needs_dev_full = pytest.mark.skipif(not FULL.exists(), reason="no /dev/full on this system")
 
 
-def events(count: int) -> bytes:
-    return b"".join(b'{"id":%d}\n' % n for n in range(count))
-
-
 @needs_dev_full
 def test_a_full_disk_is_retried_then_dead_lettered_while_the_others_go_on(tmp_path: Path) -> None:
-    config = tmp_path / "routes.yaml"
-    config.write_text(
-        textwrap.dedent(
-            """
-            version: 1
-            dead_letter: dead.jsonl
-            consumers:
-              full: {file: /dev/full, retries: 1}
-              fine: {file: fine.jsonl}
-            routes: [{name: all, to: [full, fine]}]
-            """
-        )
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        dead_letter: dead.jsonl
+        consumers:
+          full: {file: /dev/full, retries: 1}
+          fine: {file: fine.jsonl}
+        routes: [{name: all, to: [full, fine]}]
+        """,
     )
     stats_path = tmp_path / "stats.json"
     result = subprocess.run(
         [*EVROUTE, "run", str(config), "--stats-json", str(stats_path)],
-        input=events(5),
+        input=id_lines(5),
         capture_output=True,
         timeout=60,
     )
     assert b"Traceback" not in result.stderr
     assert result.returncode == 3, result.stderr.decode()
-    assert (tmp_path / "fine.jsonl").read_bytes() == events(5)
+    assert (tmp_path / "fine.jsonl").read_bytes() == id_lines(5)
     full = json.loads(stats_path.read_text())["consumers"]["full"]
     assert (full["delivered"], full["dead_lettered"]) == (0, 5)
     letters = [json.loads(line) for line in (tmp_path / "dead.jsonl").open()]
@@ -76,7 +68,7 @@ def test_a_retried_write_leaves_whole_lines(
         return real_write(fd, data)
 
     monkeypatch.setattr(fileio.os, "write", flaky_write)
-    monkeypatch.setattr("evroute.sinks.file.RETRY_BACKOFF_S", 0.01)
+    monkeypatch.setattr("evroute.sinks.base.RETRY_BACKOFF_S", 0.01)
     consumer = ConsumerConfig(
         "out", "file", FileOptions("out.jsonl", "overwrite"), QueueSettings(retries=2)
     )

@@ -11,20 +11,21 @@ import os
 import re
 import shutil
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 from configs import THREE_MISTAKES
+from runs import without_trailing_spaces, write_config
 
 from evroute.cli import program
 from evroute.loading import load_config
 from evroute.tools import graph
 
+pytestmark = pytest.mark.usefixtures("fixed_terminal")
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 GOLDEN = Path(__file__).resolve().parent / "golden_cli" / "graph"
-WIDTH = 100
 SUFFIXES = {"text": ".txt", "mermaid": ".mmd", "dot": ".dot"}
 SAMPLE_CONFIGS = sorted(SAMPLES.glob("*.yaml"))
 
@@ -48,14 +49,6 @@ routes:
   - name: subgraph
     to: node
 """
-
-
-@pytest.fixture(autouse=True)
-def fixed_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Rich reads the width from COLUMNS when stdout is not a terminal
-    monkeypatch.setenv("COLUMNS", str(WIDTH))
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.delenv("FORCE_COLOR", raising=False)
 
 
 def graph_output(config: Path, fmt: str, capsys: pytest.CaptureFixture[str]) -> str:
@@ -88,18 +81,14 @@ def test_text_is_the_default_format(
 ) -> None:
     monkeypatch.chdir(SAMPLES)
     assert program(["graph", "routes.yaml"]) == 0
-    default = "".join(line.rstrip() + "\n" for line in capsys.readouterr().out.splitlines())
+    default = without_trailing_spaces(capsys.readouterr().out)
     assert default == graph_output(SAMPLES / "routes.yaml", "text", capsys) != ""
 
 
-def write(folder: Path, text: str) -> Path:
-    path = folder / "routes.yaml"
-    path.write_text(textwrap.dedent(text).lstrip())
-    return path
-
-
 def hostile_topology(tmp_path: Path) -> graph.Topology:
-    return graph.topology(load_config(write(tmp_path, HOSTILE)), source='my "routes" [1].yaml')
+    return graph.topology(
+        load_config(write_config(tmp_path, HOSTILE)), source='my "routes" [1].yaml'
+    )
 
 
 def test_the_topology_holds_what_the_config_says(tmp_path: Path) -> None:
@@ -226,7 +215,7 @@ def test_text_tree_prints_labels_as_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "300")  # no wrapping: each label on its line
-    write(tmp_path, HOSTILE)
+    write_config(tmp_path, HOSTILE)
     monkeypatch.chdir(tmp_path)
     assert program(["graph", "routes.yaml"]) == 0
     out = capsys.readouterr().out
@@ -266,7 +255,7 @@ def test_unmatched_handling_is_shown(
             filter: "type == 'order'"
             to: archive
         """
-    topology = graph.topology(load_config(write(tmp_path, text)))
+    topology = graph.topology(load_config(write_config(tmp_path, text)))
     assert topology.unmatched_label == label
     mermaid, dot = graph.to_mermaid(topology), graph.to_dot(topology)
     assert graph.mermaid_text(label) in mermaid and label in dot
@@ -279,7 +268,7 @@ def test_unmatched_handling_is_shown(
 def test_invalid_config_gets_the_errors_of_validate(
     tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = write(tmp_path, THREE_MISTAKES)
+    path = write_config(tmp_path, THREE_MISTAKES)
     assert program(["validate", str(path)]) == 1
     validate_lines = capsys.readouterr().out.splitlines()[:-1]  # less the summary line
     assert len(validate_lines) == 3
@@ -293,6 +282,6 @@ def test_missing_config_and_bad_format(tmp_path: Path, capsys: pytest.CaptureFix
     assert program(["graph", str(tmp_path / "nope.yaml")]) == 1
     out, err = capsys.readouterr()
     assert out == "" and "cannot read the config" in err and "Traceback" not in err
-    path = write(tmp_path, THREE_MISTAKES)
+    path = write_config(tmp_path, THREE_MISTAKES)
     assert program(["graph", str(path), "--format", "svg"]) == 2
     assert "Traceback" not in capsys.readouterr().err

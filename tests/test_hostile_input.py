@@ -7,41 +7,27 @@ are golden files (tests/golden/).
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from runs import EVROUTE, read_jsonl, write_config
 
-EVROUTE = [sys.executable, "-m", "evroute"]
 MIB = 1 << 20
 GIB = 1 << 30
 RAW_LIMIT = 4096  # DESIGN.md: `raw` is cut to 4 KiB
 PEAK_RSS_LIMIT = 200 * MIB
 
 
-def write_config(folder: Path) -> Path:
-    path = folder / "routes.yaml"
-    body = """
-        version: 1
-        dead_letter: dead.jsonl
-        consumers: {all: {file: out.jsonl}}
-        routes: [{name: all, to: all}]
-        """
-    path.write_text(textwrap.dedent(body))
-    return path
-
-
-def read_letters(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_bytes().splitlines()]
+CONFIG = """
+version: 1
+dead_letter: dead.jsonl
+consumers: {all: {file: out.jsonl}}
+routes: [{name: all, to: all}]
+"""
 
 
 DEPTH = 100_000
@@ -55,7 +41,7 @@ DEEP_LINES = [
 
 
 def test_nesting_100000_deep_is_malformed_and_the_rest_is_delivered(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, CONFIG)
     lines = [b'{"id":0}']
     for number, deep in enumerate(DEEP_LINES, start=1):
         lines += [deep, b'{"id":%d}' % number]
@@ -69,7 +55,7 @@ def test_nesting_100000_deep_is_malformed_and_the_rest_is_delivered(tmp_path: Pa
     assert result.returncode == 3
     expected = b"".join(b'{"id":%d}\n' % number for number in range(len(DEEP_LINES) + 1))
     assert (tmp_path / "out.jsonl").read_bytes() == expected
-    letters = read_letters(tmp_path / "dead.jsonl")
+    letters = read_jsonl(tmp_path / "dead.jsonl")
     assert [(letter["reason"], letter["line"]) for letter in letters] == [
         ("malformed", 2 * number) for number in range(1, len(DEEP_LINES) + 1)
     ]
@@ -145,7 +131,7 @@ def stream_into_evroute(
 
 @pytest.mark.parametrize("extra", [1, 64 * 1024])
 def test_a_line_just_over_max_event_bytes(tmp_path: Path, extra: int) -> None:
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, CONFIG)
     at_limit = b'{"id":2,"pad":"' + b"y" * (MIB - 17) + b'"}'
     over = b'{"id":3,"pad":"' + b"z" * (MIB + extra - 17) + b'"}'
     assert len(at_limit) == MIB and len(over) == MIB + extra
@@ -154,7 +140,7 @@ def test_a_line_just_over_max_event_bytes(tmp_path: Path, extra: int) -> None:
     assert b"Traceback" not in stderr, stderr.decode()
     assert code == 3
     assert (tmp_path / "out.jsonl").read_bytes() == b'{"id":1}\n' + at_limit + b'\n{"id":4}\n'
-    letters = read_letters(tmp_path / "dead.jsonl")
+    letters = read_jsonl(tmp_path / "dead.jsonl")
     assert [(letter["reason"], letter["input"], letter["line"]) for letter in letters] == [
         ("malformed", "-", 3)
     ]
@@ -164,7 +150,7 @@ def test_a_line_just_over_max_event_bytes(tmp_path: Path, extra: int) -> None:
 
 
 def test_a_gibibyte_without_a_newline_in_bounded_memory(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, CONFIG)
     head = b'{"id":1}\n{"pad":"'
     filler = b"x" * MIB
     pieces = pieces_of(len(b'{"id":1}\n') + GIB, head, filler)
@@ -172,7 +158,7 @@ def test_a_gibibyte_without_a_newline_in_bounded_memory(tmp_path: Path) -> None:
     assert b"Traceback" not in stderr, stderr.decode()
     assert code == 3
     assert (tmp_path / "out.jsonl").read_bytes() == b'{"id":1}\n'
-    letters = read_letters(tmp_path / "dead.jsonl")
+    letters = read_jsonl(tmp_path / "dead.jsonl")
     assert [(letter["reason"], letter["line"]) for letter in letters] == [("malformed", 2)]
     assert letters[0]["raw"] == ('{"pad":"' + "x" * RAW_LIMIT)[:RAW_LIMIT]
     assert letters[0]["bytes"] == GIB

@@ -1,5 +1,6 @@
 """Producers of a config's `inputs:` (file globs, stdin, commands) and their publish
-policy, on real runs: processes, pipes and signals."""
+policy, on real runs: processes, pipes and signals; and at their edges: symlinks and `..`,
+glob characters in folder names, producers stopped or quiet."""
 
 from __future__ import annotations
 
@@ -8,47 +9,28 @@ import json
 import os
 import signal
 import subprocess
-import textwrap
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from runs import EVROUTE, read_stats, run_evroute
-
-
-def write_config(folder: Path, body: str, name: str = "routes.yaml") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(textwrap.dedent(body))
-    return path
-
-
-def run(
-    args: list[str], cwd: Path, timeout: float = 30, stdin: bytes | None = b""
-) -> subprocess.CompletedProcess[bytes]:
-    return run_evroute(args, cwd, stdin, timeout)
-
-
-def ids(path: Path) -> list[Any]:
-    if not path.exists():
-        return []
-    return [json.loads(line)["id"] for line in path.read_bytes().splitlines()]
-
-
-def letters(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_bytes().splitlines()]
+from runs import (
+    EVROUTE,
+    environment,
+    ids_in,
+    lines_in,
+    read_jsonl,
+    read_stats,
+    run_evroute,
+    validate_issues,
+    wait_for,
+    write_config,
+)
 
 
 def jsonl(*events: dict[str, Any]) -> bytes:
     return b"".join(json.dumps(event).encode() + b"\n" for event in events)
-
-
-def audit(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_bytes().splitlines()]
 
 
 def in_order(seen: list[Any], wanted: list[Any]) -> bool:
@@ -83,13 +65,13 @@ def test_run_without_inputs_named_reads_every_producer(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     # run from elsewhere: the glob and the command's working folder follow the config
-    result = run(
+    result = run_evroute(
         ["run", str(config), "--stats", "off", "--stats-json", "stats.json"],
         work,
         stdin=jsonl({"id": "s1"}, {"id": "s2"}),
     )
     assert result.returncode == 0, result.stderr.decode()
-    delivered = ids(config_dir / "out.jsonl")
+    delivered = ids_in(config_dir / "out.jsonl")
     assert Counter(delivered) == Counter(["a1", "a2", "b1", "g1", "g2", "g3", "s1", "s2"])
     # each producer's own order holds; the files of a glob are read in name order
     assert in_order(delivered, ["a1", "a2", "b1"])
@@ -105,7 +87,7 @@ def test_run_without_inputs_named_reads_every_producer(tmp_path: Path) -> None:
     # the audit names each event's input and line there
     where = {
         r["event"]: (r["input"], r["line"])
-        for r in audit(config_dir / "audit.jsonl")
+        for r in read_jsonl(config_dir / "audit.jsonl")
         if r["outcome"] == "matched"
     }
     assert where["b1"] == (b_name, 1)
@@ -127,9 +109,9 @@ def test_inputs_named_on_the_command_line_win_over_the_producers(tmp_path: Path)
         routes: [{name: all, to: all}]
         """,
     )
-    result = run(["run", str(config), "mine.jsonl", "--stats", "off"], tmp_path)
+    result = run_evroute(["run", str(config), "mine.jsonl", "--stats", "off"], tmp_path)
     assert result.returncode == 0, result.stderr.decode()
-    assert ids(tmp_path / "out.jsonl") == ["mine"]
+    assert ids_in(tmp_path / "out.jsonl") == ["mine"]
 
 
 def test_a_producer_whose_glob_matches_nothing_stops_the_run_before_reading(
@@ -147,10 +129,10 @@ def test_a_producer_whose_glob_matches_nothing_stops_the_run_before_reading(
         routes: [{name: all, to: all}]
         """,
     )
-    result = run(["run", str(config), "--stats", "off"], tmp_path)
+    result = run_evroute(["run", str(config), "--stats", "off"], tmp_path)
     assert result.returncode == 1
     assert "input ghost: 'missing-*.jsonl' matches no file" in result.stderr.decode()
-    assert ids(tmp_path / "out.jsonl") == []
+    assert ids_in(tmp_path / "out.jsonl") == []
 
 
 # --- command producers: restarts, failures, cut-off lines, Ctrl-C -------------------
@@ -162,14 +144,13 @@ FLAKY = (
 )
 
 
-def test_a_failing_command_producer_is_restarted_and_its_lines_numbered_on(
-    tmp_path: Path,
-) -> None:
-    config = write_config(
-        tmp_path,
+def flaky_config(folder: Path, audit: str = "") -> Path:
+    """FLAKY as the one producer, restarted twice at most; every event to out.jsonl."""
+    return write_config(
+        folder,
         f"""
         version: 1
-        audit: audit.jsonl
+        {audit}
         inputs:
           - name: flaky
             command: ["sh", "-c", {json.dumps(FLAKY)}]
@@ -178,14 +159,22 @@ def test_a_failing_command_producer_is_restarted_and_its_lines_numbered_on(
         routes: [{{name: all, to: all}}]
         """,
     )
-    result = run(["run", str(config), "--stats", "off", "--stats-json", "stats.json"], tmp_path)
+
+
+def test_a_failing_command_producer_is_restarted_and_its_lines_numbered_on(
+    tmp_path: Path,
+) -> None:
+    config = flaky_config(tmp_path, audit="audit: audit.jsonl")
+    result = run_evroute(
+        ["run", str(config), "--stats", "off", "--stats-json", "stats.json"], tmp_path
+    )
     assert result.returncode == 0, result.stderr.decode()
-    assert ids(tmp_path / "out.jsonl") == ["run1", "run2", "run3"]
+    assert ids_in(tmp_path / "out.jsonl") == ["run1", "run2", "run3"]
     stderr = result.stderr.decode()
     assert stderr.count("input flaky: the command ended (exit status 3)") == 2, stderr
     lines = [
         (r["event"], r["line"])
-        for r in audit(tmp_path / "audit.jsonl")
+        for r in read_jsonl(tmp_path / "audit.jsonl")
         if r["outcome"] == "matched"
     ]
     assert lines == [("run1", 1), ("run2", 2), ("run3", 3)]
@@ -194,19 +183,10 @@ def test_a_failing_command_producer_is_restarted_and_its_lines_numbered_on(
 
 
 def test_a_command_producer_reports_its_restarts_in_the_stats(tmp_path: Path) -> None:
-    config = write_config(
-        tmp_path,
-        f"""
-        version: 1
-        inputs:
-          - name: flaky
-            command: ["sh", "-c", {json.dumps(FLAKY)}]
-            restart: {{max: 2, backoff: 10ms}}
-        consumers: {{all: {{file: out.jsonl}}}}
-        routes: [{{name: all, to: all}}]
-        """,
+    config = flaky_config(tmp_path)
+    result = run_evroute(
+        ["run", str(config), "--stats", "off", "--stats-json", "stats.json"], tmp_path
     )
-    result = run(["run", str(config), "--stats", "off", "--stats-json", "stats.json"], tmp_path)
     assert result.returncode == 0, result.stderr.decode()
     assert read_stats(tmp_path / "stats.json")["inputs"]["flaky"].get("restarts") == 2
 
@@ -230,13 +210,15 @@ def test_a_command_producer_that_keeps_failing_ends_the_run_with_an_error(
         routes: [{name: all, to: all}]
         """,
     )
-    result = run(["run", str(config), "--stats", "off", "--stats-json", "stats.json"], tmp_path)
+    result = run_evroute(
+        ["run", str(config), "--stats", "off", "--stats-json", "stats.json"], tmp_path
+    )
     stderr = result.stderr.decode()
     assert result.returncode == 1, stderr
     assert "input broken: the command failed 3 times in a row; last: exit status 7" in stderr
     assert "[broken] oops" in stderr  # its stderr, marked as its own
     # the other producers went on, the slow one past the failure
-    assert Counter(ids(tmp_path / "out.jsonl")) == Counter(["file", 1, 2, 3, 4])
+    assert Counter(ids_in(tmp_path / "out.jsonl")) == Counter(["file", 1, 2, 3, 4])
     stats = read_stats(tmp_path / "stats.json")
     assert stats["consumers"]["all"]["delivered"] == 5
 
@@ -252,7 +234,7 @@ def test_a_command_producer_killed_without_restarts_left_fails_at_once(tmp_path:
         routes: [{name: all, to: all}]
         """,
     )
-    result = run(["run", str(config), "--stats", "off"], tmp_path)
+    result = run_evroute(["run", str(config), "--stats", "off"], tmp_path)
     stderr = result.stderr.decode()
     assert result.returncode == 1, stderr
     assert "input killed:" in stderr and "killed by SIGKILL" in stderr
@@ -271,10 +253,10 @@ def test_a_command_producer_that_cannot_start_is_an_error(tmp_path: Path) -> Non
         routes: [{name: all, to: all}]
         """,
     )
-    result = run(["run", str(config), "--stats", "off"], tmp_path)
+    result = run_evroute(["run", str(config), "--stats", "off"], tmp_path)
     assert result.returncode == 1
     assert "input missing: cannot start './no-such-program'" in result.stderr.decode()
-    assert ids(tmp_path / "out.jsonl") == [1]
+    assert ids_in(tmp_path / "out.jsonl") == [1]
 
 
 # Prints {"id": "before"} and half a line, then crashes; prints {"id": "after"} and
@@ -306,10 +288,12 @@ def test_a_line_cut_off_by_a_crash_is_malformed_and_the_next_run_starts_clean(
     tmp_path: Path,
 ) -> None:
     config = crashy_config(tmp_path)
-    result = run(["run", str(config), "--stats", "off", "--stats-json", "stats.json"], tmp_path)
+    result = run_evroute(
+        ["run", str(config), "--stats", "off", "--stats-json", "stats.json"], tmp_path
+    )
     assert result.returncode == 3, result.stderr.decode()
-    assert ids(tmp_path / "out.jsonl") == ["before", "after"]
-    (letter,) = letters(tmp_path / "dead.jsonl")
+    assert ids_in(tmp_path / "out.jsonl") == ["before", "after"]
+    (letter,) = read_jsonl(tmp_path / "dead.jsonl")
     assert letter["reason"] == "malformed"
     assert (letter["input"], letter["line"], letter["raw"]) == ("crashy", 2, '{"id": "cut')
     stats = read_stats(tmp_path / "stats.json")
@@ -319,17 +303,12 @@ def test_a_line_cut_off_by_a_crash_is_malformed_and_the_next_run_starts_clean(
 
 def test_the_bytes_of_a_command_producer_are_what_it_wrote(tmp_path: Path) -> None:
     config = crashy_config(tmp_path)
-    result = run(["run", str(config), "--stats", "off", "--stats-json", "stats.json"], tmp_path)
+    result = run_evroute(
+        ["run", str(config), "--stats", "off", "--stats-json", "stats.json"], tmp_path
+    )
     assert result.returncode == 3, result.stderr.decode()
     stats = read_stats(tmp_path / "stats.json")
     assert stats["inputs"]["crashy"]["bytes"] == 17 + 11 + 16
-
-
-def wait_for(predicate: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def group_alive(pgid: int) -> bool:
@@ -380,7 +359,7 @@ def test_a_signal_stops_a_producer_that_runs_forever(
     )
     try:
         out = tmp_path / "out.jsonl"
-        wait_for(lambda: out.exists() and out.read_bytes().count(b"\n") >= 3, 20)
+        wait_for(lambda: lines_in(out) >= 3, 20, "three events routed")
         producer = int((tmp_path / "pid").read_text())
         assert group_alive(producer)
         process.send_signal(signum)
@@ -399,29 +378,43 @@ def test_a_signal_stops_a_producer_that_runs_forever(
     assert not group_alive(producer)  # its sleeps too
 
 
-def test_reading_stops_when_the_reader_of_stdout_leaves(tmp_path: Path) -> None:
-    script = "echo $$$$ > pid; while :; do echo '{\"id\": 1}'; sleep 0.01; done"
-    config = write_config(
-        tmp_path,
+def producer_config(folder: Path, script: str) -> Path:
+    """A config whose one producer runs `script` with sh; its one consumer is stdout."""
+    return write_config(
+        folder,
         f"""
         version: 1
         inputs:
-          - {{name: forever, command: ["sh", "-c", {json.dumps(script)}]}}
+          - {{name: gen, command: ["sh", "-c", {json.dumps(script)}]}}
         consumers: {{out: {{file: "-"}}}}
         routes: [{{name: all, to: out}}]
         """,
     )
+
+
+def start_reading_one_line(config: Path, folder: Path) -> tuple[subprocess.Popen[bytes], bytes]:
+    """`evroute run CONFIG` in `folder`, and the first line of its stdout, which is then
+    closed, as `| head -n 1` does."""
     process = subprocess.Popen(
         [*EVROUTE, "run", str(config), "--stats", "off"],
-        cwd=tmp_path,
+        cwd=folder,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env=environment(),
     )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    process.stdout.close()
+    return process, line
+
+
+def test_reading_stops_when_the_reader_of_stdout_leaves(tmp_path: Path) -> None:
+    script = "echo $$$$ > pid; while :; do echo '{\"id\": 1}'; sleep 0.01; done"
+    config = producer_config(tmp_path, script)
+    process, line = start_reading_one_line(config, tmp_path)
     try:
-        assert process.stdout is not None
-        assert process.stdout.readline() == b'{"id": 1}\n'
-        process.stdout.close()  # as `| head -n 1` does
+        assert line == b'{"id": 1}\n'
         _, stderr = process.communicate(timeout=10)
     finally:
         if process.poll() is None:
@@ -430,6 +423,66 @@ def test_reading_stops_when_the_reader_of_stdout_leaves(tmp_path: Path) -> None:
     assert b"Traceback" not in stderr, stderr.decode()
     assert process.returncode == 0, stderr.decode()
     assert not group_alive(int((tmp_path / "pid").read_text()))
+
+
+def stop_producers(folder: Path) -> None:
+    """End the producer processes this test caused to start (their pids are in
+    `starts`, each the leader of its own group), should evroute have left any."""
+    starts = folder / "starts"
+    for pid in map(int, starts.read_text().split()) if starts.exists() else []:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"starts" in cmdline:  # still that shell, not a process that took its pid
+            os.killpg(pid, signal.SIGKILL)
+
+
+# each start of the producer adds its pid to `starts` ($$ is written $$$$ in a config)
+STARTED = "echo $$$$ >> starts; "
+
+
+def test_a_producer_stopped_because_no_consumer_is_left_is_not_restarted(
+    tmp_path: Path,
+) -> None:
+    script = STARTED + """echo '{"id": 0}'; while :; do sleep 0.2; echo '{"id": 1}'; done"""
+    config = producer_config(tmp_path, script)
+    process, line = start_reading_one_line(config, tmp_path)
+    try:
+        assert line == b'{"id": 0}\n'
+        _, stderr = process.communicate(timeout=15)
+        time.sleep(2)  # a restart, if any, comes within the backoff (0.5 s) and the join
+        starts = (tmp_path / "starts").read_text().split()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        stop_producers(tmp_path)
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert b"starting it again" not in stderr, stderr.decode()
+    assert len(starts) == 1, f"the producer was started {len(starts)} times"
+
+
+def test_a_quiet_producer_does_not_keep_a_run_without_consumers_alive(tmp_path: Path) -> None:
+    # two lines (the second finds stdout closed), then silence for 30 s
+    script = STARTED + """echo '{"id": 0}'; sleep 1; echo '{"id": 1}'; sleep 30"""
+    config = producer_config(tmp_path, script)
+    process, line = start_reading_one_line(config, tmp_path)
+    started = time.monotonic()
+    try:
+        assert line == b'{"id": 0}\n'
+        try:
+            process.wait(timeout=8)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGTERM)  # evroute stops its producer itself
+            process.wait(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        stop_producers(tmp_path)
+    took = time.monotonic() - started
+    assert took < 6, f"the run went on {took:.1f}s after its last consumer left"
 
 
 # --- publish policy -----------------------------------------------------------------
@@ -472,7 +525,7 @@ def policy_dir(tmp_path: Path) -> Path:
 
 def denied_by_input(dead: Path) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for letter in letters(dead):
+    for letter in read_jsonl(dead):
         assert letter["reason"] == "denied", letter
         assert (letter["route"], letter["consumer"]) == (None, None)
         found.setdefault(letter["input"], []).append(letter["event"]["id"])
@@ -481,7 +534,7 @@ def denied_by_input(dead: Path) -> dict[str, list[str]]:
 
 def test_publish_policy_of_the_producers(policy_dir: Path) -> None:
     work = policy_dir.parent / "work"
-    result = run(
+    result = run_evroute(
         ["run", str(policy_dir / "routes.yaml"), "--stats", "off", "--stats-json", "stats.json"],
         work,
         stdin=jsonl(*PUBLISHED),
@@ -490,7 +543,7 @@ def test_publish_policy_of_the_producers(policy_dir: Path) -> None:
     orders_file = os.path.relpath(policy_dir / "data" / "orders-1.jsonl", work)
     allowed_orders = ["orders", "other"]  # exact names only: not orders2, not the upper case
     allowed_console = ["orders", "orders2", "users", "deep"]  # com.example.*
-    assert Counter(ids(policy_dir / "out.jsonl")) == Counter(allowed_orders + allowed_console)
+    assert Counter(ids_in(policy_dir / "out.jsonl")) == Counter(allowed_orders + allowed_console)
     denied = denied_by_input(policy_dir / "dead.jsonl")
     assert denied == {
         orders_file: [i for i in ALL_IDS if i not in allowed_orders],
@@ -498,7 +551,7 @@ def test_publish_policy_of_the_producers(policy_dir: Path) -> None:
         "legacy": ALL_IDS,  # no publish list while others have one: deny by default
     }
     details = {
-        (x["input"], x["event"]["id"]): x["detail"] for x in letters(policy_dir / "dead.jsonl")
+        (x["input"], x["event"]["id"]): x["detail"] for x in read_jsonl(policy_dir / "dead.jsonl")
     }
     assert "producer orders" in details[(orders_file, "users")]
     assert "com.example.users" in details[(orders_file, "users")]
@@ -521,7 +574,7 @@ def test_publish_policy_of_inputs_named_on_the_command_line(policy_dir: Path) ->
     orders = os.path.relpath(data / "orders-1.jsonl", work)
     stray = os.path.relpath(data / "stray.jsonl", work)
     legacy = os.path.relpath(data / "legacy.jsonl", work)
-    result = run(
+    result = run_evroute(
         [
             "run",
             str(policy_dir / "routes.yaml"),
@@ -538,7 +591,7 @@ def test_publish_policy_of_inputs_named_on_the_command_line(policy_dir: Path) ->
         stdin=jsonl(*PUBLISHED),
     )
     assert result.returncode == 3, result.stderr.decode()
-    assert ids(policy_dir / "out.jsonl") == [
+    assert ids_in(policy_dir / "out.jsonl") == [
         "orders",
         "other",
         "orders",
@@ -552,21 +605,76 @@ def test_publish_policy_of_inputs_named_on_the_command_line(policy_dir: Path) ->
     assert denied[legacy] == ALL_IDS  # a command's file is no file producer
     assert denied["-"] == ["other", "upper", "number", "none"]
     details = {
-        (x["input"], x["event"]["id"]): x["detail"] for x in letters(policy_dir / "dead.jsonl")
+        (x["input"], x["event"]["id"]): x["detail"] for x in read_jsonl(policy_dir / "dead.jsonl")
     }
     assert f"input {stray} matches no producer" in details[(stray, "orders")]
     stats = read_stats(work / "stats.json")
     assert stats["inputs"][stray]["denied"] == 8
 
 
+BANK = """
+version: 1
+dead_letter: dead.jsonl
+inputs:
+  - name: bank
+    file: trusted/*.jsonl
+    publish: [com.bank]
+consumers:
+  out: {file: out.jsonl}
+routes:
+  - {name: all, to: out}
+"""
+
+
+def test_a_path_through_a_symlink_and_dotdot_does_not_borrow_a_policy(tmp_path: Path) -> None:
+    write_config(tmp_path, BANK)
+    (tmp_path / "trusted").mkdir()
+    (tmp_path / "trusted" / "x.jsonl").write_text('{"source": "com.bank", "id": "real"}\n')
+    # what the path really opens: <elsewhere>/trusted/x.jsonl, which no glob matches
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "deep").mkdir(parents=True)
+    (elsewhere / "trusted").mkdir()
+    (elsewhere / "trusted" / "x.jsonl").write_text('{"source": "com.bank", "id": "forged"}\n')
+    (tmp_path / "link").symlink_to(elsewhere / "deep")
+    result = run_evroute(
+        ["run", "routes.yaml", "link/../trusted/x.jsonl", "--stats", "off"], tmp_path
+    )
+    assert ids_in(tmp_path / "out.jsonl") == [], "a file outside every glob was let publish"
+    assert result.returncode == 3
+
+
+def test_dot_and_dotdot_paths_to_a_matched_file_keep_its_policy(tmp_path: Path) -> None:
+    write_config(tmp_path, BANK)
+    (tmp_path / "trusted").mkdir()
+    (tmp_path / "trusted" / "x.jsonl").write_text(
+        '{"source": "com.bank", "id": "ok"}\n{"source": "com.evil", "id": "evil"}\n'
+    )
+    result = run_evroute(
+        ["run", "routes.yaml", "./trusted/../trusted/x.jsonl", "--stats", "off"], tmp_path
+    )
+    assert ids_in(tmp_path / "out.jsonl") == ["ok"]
+    assert result.returncode == 3  # com.evil denied
+
+
+def test_a_config_folder_with_glob_characters_reads_its_own_files(tmp_path: Path) -> None:
+    home = tmp_path / "proj[1]"
+    write_config(home, BANK.replace("trusted/*", "data/*"))
+    (home / "data").mkdir()
+    (home / "data" / "x.jsonl").write_text('{"source": "com.bank", "id": "mine"}\n')
+    (tmp_path / "proj1" / "data").mkdir(parents=True)
+    (tmp_path / "proj1" / "data" / "x.jsonl").write_text('{"source": "com.bank", "id": "forged"}\n')
+    run_evroute(["run", str(home / "routes.yaml"), "--stats", "off"], tmp_path)
+    assert ids_in(home / "out.jsonl") == ["mine"]
+
+
 def test_a_file_named_through_a_symlink_gets_its_producers_policy(policy_dir: Path) -> None:
     work = policy_dir.parent / "work"
     (work / "link").symlink_to(policy_dir / "data")
-    result = run(
+    result = run_evroute(
         ["run", str(policy_dir / "routes.yaml"), "link/orders-1.jsonl", "--stats", "off"],
         work,
     )
-    assert ids(policy_dir / "out.jsonl") == ["orders", "other"]
+    assert ids_in(policy_dir / "out.jsonl") == ["orders", "other"]
     assert result.returncode == 3, result.stderr.decode()
 
 
@@ -583,15 +691,17 @@ def test_stdin_named_without_a_stdin_producer_may_publish_nothing(tmp_path: Path
         routes: [{name: all, to: all}]
         """,
     )
-    result = run(["run", str(config), "-", "--stats", "off"], tmp_path, stdin=jsonl(*PUBLISHED))
+    result = run_evroute(
+        ["run", str(config), "-", "--stats", "off"], tmp_path, stdin=jsonl(*PUBLISHED)
+    )
     assert result.returncode == 3, result.stderr.decode()
-    assert ids(tmp_path / "out.jsonl") == []
+    assert ids_in(tmp_path / "out.jsonl") == []
     assert denied_by_input(tmp_path / "dead.jsonl") == {"-": ALL_IDS}
     # the same events from the file: "*" allows every string source, not a missing one
     (tmp_path / "dead.jsonl").unlink()
-    result = run(["run", str(config), "--stats", "off"], tmp_path)
+    result = run_evroute(["run", str(config), "--stats", "off"], tmp_path)
     assert result.returncode == 3, result.stderr.decode()
-    assert ids(tmp_path / "out.jsonl") == [i for i in ALL_IDS if i not in ("number", "none")]
+    assert ids_in(tmp_path / "out.jsonl") == [i for i in ALL_IDS if i not in ("number", "none")]
     assert denied_by_input(tmp_path / "dead.jsonl") == {"data/a.jsonl": ["number", "none"]}
 
 
@@ -609,11 +719,11 @@ def test_without_any_publish_list_nothing_is_denied(tmp_path: Path) -> None:
         routes: [{name: all, to: all}]
         """,
     )
-    result = run(["run", str(config), "--stats", "off"], tmp_path, stdin=jsonl(*PUBLISHED))
+    result = run_evroute(["run", str(config), "--stats", "off"], tmp_path, stdin=jsonl(*PUBLISHED))
     assert result.returncode == 0, result.stderr.decode()
-    assert Counter(ids(tmp_path / "out.jsonl")) == Counter(ALL_IDS * 2)
+    assert Counter(ids_in(tmp_path / "out.jsonl")) == Counter(ALL_IDS * 2)
     (tmp_path / "b.jsonl").write_bytes(jsonl(*PUBLISHED))
-    result = run(["run", str(config), "b.jsonl", "--stats", "off"], tmp_path)
+    result = run_evroute(["run", str(config), "b.jsonl", "--stats", "off"], tmp_path)
     assert result.returncode == 0, result.stderr.decode()
     assert not (tmp_path / "dead.jsonl").exists()
 
@@ -621,19 +731,9 @@ def test_without_any_publish_list_nothing_is_denied(tmp_path: Path) -> None:
 # --- validate -----------------------------------------------------------------------
 
 
-def validate(folder: Path, body: str) -> tuple[int, list[dict[str, Any]]]:
-    config = write_config(folder, body)
-    result = run(["validate", str(config), "--format", "json"], folder)
-    report = json.loads(result.stdout)
-    return result.returncode, [
-        (issue["severity"], issue["path"], issue["line"], issue["message"])
-        for issue in report["issues"]
-    ]
-
-
 def test_validate_reports_every_problem_of_inputs_with_its_path(tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_bytes(b"")
-    code, issues = validate(
+    code, issues = validate_issues(
         tmp_path,
         """
         version: 1
@@ -679,7 +779,7 @@ def test_validate_reports_every_problem_of_inputs_with_its_path(tmp_path: Path) 
 
 def test_validate_accepts_good_inputs_and_warns_of_an_empty_publish_list(tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_bytes(b"")
-    code, issues = validate(
+    code, issues = validate_issues(
         tmp_path,
         """
         version: 1

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 from rich.console import Console
+from runs import EVROUTE, write_config
 
 from evroute.core.stats import ConsumerStats, InputStats, RouteStats, RunStats
 from evroute.loading import load_config
 from evroute.ui.live import LiveView, sparkline
-
-EVROUTE = [sys.executable, "-m", "evroute"]
 
 
 def test_sparkline_scales_to_the_largest_value() -> None:
@@ -25,18 +22,16 @@ def test_sparkline_scales_to_the_largest_value() -> None:
 
 
 def test_the_view_shows_rates_queues_spill_restarts_and_states(tmp_path: Path) -> None:
-    config_path = tmp_path / "routes.yaml"
-    config_path.write_text(
-        textwrap.dedent(
-            """
-            version: 1
-            consumers:
-              archive: {file: all.jsonl, buffer: 200}
-              notifier: {command: [cat]}
-            routes:
-              - {name: all, to: [archive, notifier]}
-            """
-        )
+    config_path = write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers:
+          archive: {file: all.jsonl, buffer: 200}
+          notifier: {command: [cat]}
+        routes:
+          - {name: all, to: [archive, notifier]}
+        """,
     )
     config = load_config(config_path)
     stats = RunStats()
@@ -76,9 +71,9 @@ def test_the_view_shows_rates_queues_spill_restarts_and_states(tmp_path: Path) -
 
 
 def test_the_view_shows_the_acks_of_a_nats_input(tmp_path: Path) -> None:
-    config_path = tmp_path / "routes.yaml"
-    config_path.write_text(
-        "version: 1\nconsumers: {out: {file: out.jsonl}}\nroutes: [{name: all, to: out}]\n"
+    config_path = write_config(
+        tmp_path,
+        "version: 1\nconsumers: {out: {file: out.jsonl}}\nroutes: [{name: all, to: out}]\n",
     )
     stats = RunStats()
     stats.inputs["bus"] = InputStats(events=90, pulled=100, acked=80, redelivered=3, pending=7)
@@ -94,9 +89,9 @@ def test_the_view_shows_the_acks_of_a_nats_input(tmp_path: Path) -> None:
 
 
 def test_a_run_with_stats_live_draws_the_view(tmp_path: Path) -> None:
-    config = tmp_path / "routes.yaml"
-    config.write_text(
-        "version: 1\nconsumers: {all: {file: all.jsonl}}\nroutes: [{name: every, to: all}]\n"
+    config = write_config(
+        tmp_path,
+        "version: 1\nconsumers: {all: {file: all.jsonl}}\nroutes: [{name: every, to: all}]\n",
     )
     result = subprocess.run(
         [*EVROUTE, "run", str(config), "--stats", "live"],

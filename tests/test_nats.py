@@ -1,6 +1,6 @@
 """NATS JetStream as input and consumer (issue 8), on real `evroute run` processes against
 a real nats-server on a loopback port: scaling out over a shared durable, a crash, a
-server restart, and publishing. No mocks.
+server restart, publishing, and what the server refuses or loses. No mocks.
 
 A run with a nats input runs until it is signalled, so each test waits (bounded) until
 the server says the durable consumer has every message acknowledged, then sends SIGTERM
@@ -10,10 +10,8 @@ and expects 143 (all delivered) before it reads the outputs.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import textwrap
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -26,20 +24,33 @@ import orjson
 import pytest
 from nats_server import (
     NatsServer,
+    add_durable,
     consumer_info,
     create_stream,
+    delete_consumer,
     free_port,
-    nats_server_fixture,  # noqa: F401 - the `nats_server` fixture, found by pytest here
     publish,
     read_stream,
     stream_info,
 )
-from runs import EVROUTE, read_stats, run_evroute
+from runs import (
+    EVROUTE,
+    environment,
+    lines_in,
+    read_jsonl,
+    read_stats,
+    run_evroute,
+    running_evroute,
+    start_evroute,
+    stop_evroute,
+    validate_issues,
+    wait_for,
+    write_config,
+)
 
 TYPES = ("OrderPlaced", "OrderShipped", "PaymentFailed")
 DURABLE = "evroute"
 MAX_EVENTS = 100_000
-STOP_TIMEOUT = 20.0  # shutdown_timeout (10 s) plus its grace, with room to spare
 
 
 @cache
@@ -69,13 +80,6 @@ def event_lines(count: int) -> tuple[bytes, ...]:
 
 def ids_of(count: int) -> list[str]:
     return [f"ev-{n:07d}" for n in range(count)]
-
-
-def write_config(folder: Path, body: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "routes.yaml"
-    path.write_text(textwrap.dedent(body))
-    return path
 
 
 def input_config(url: str, batch: int = 256, ack_wait: str = "30s", extra: str = "") -> str:
@@ -108,14 +112,6 @@ def output_ids(path: Path, torn_tail: bool = False) -> list[str]:
     return [json.loads(line)["id"] for line in lines]
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.1)
-
-
 def all_acknowledged(url: str, total: int) -> Callable[[], bool]:
     """Whether the durable has acknowledged every one of the stream's `total` messages,
     as the server sees it."""
@@ -140,28 +136,14 @@ class Instances:
 
     def start(self, config: Path) -> subprocess.Popen[bytes]:
         folder = config.parent
-        stats = [str(folder / "stats.json")]
-        stderr = (folder / "stderr.txt").open("wb")
-        try:
-            process = subprocess.Popen(
-                [*EVROUTE, "run", str(config), "--stats", "off", "--stats-json", *stats],
-                cwd=folder,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                env={**os.environ, "NO_COLOR": "1"},
-            )
-        finally:
-            stderr.close()
+        stats = folder / "stats.json"
+        process = start_evroute(["run", config, "--stats", "off", "--stats-json", stats], folder)
         self.processes.append(process)
         return process
 
     def terminate(self, process: subprocess.Popen[bytes], folder: Path) -> str:
         """SIGTERM, and the run must drain and exit 143; its stderr."""
-        process.send_signal(signal.SIGTERM)
-        process.wait(STOP_TIMEOUT)
-        stderr = (folder / "stderr.txt").read_text(errors="replace")
-        assert "Traceback" not in stderr, stderr
+        stderr = stop_evroute(process, folder)
         assert process.returncode == 128 + signal.SIGTERM, stderr
         return stderr
 
@@ -366,6 +348,177 @@ def test_a_nats_consumer_publishes_exactly_the_routed_events_in_order_per_subjec
     assert consumer["dead_lettered"] == 0, consumer
 
 
+# --- a nats consumer: what the server refuses -----------------------------------
+
+
+def publish_to_nats_consumer(
+    server: NatsServer, folder: Path, events: list[dict[str, object]]
+) -> tuple[int, list[int]]:
+    """Route `events` (from a file) to a `nats` consumer publishing on
+    routed.<detail-type> with retries: 0; the exit code and the ids dead-lettered."""
+    config = write_config(
+        folder,
+        f"""
+        version: 1
+        dead_letter: dead.jsonl
+        consumers:
+          bus:
+            nats:
+              url: {server.url}
+              subject: 'routed.{{"detail-type"}}'
+              stream: {{name: ROUTED, subjects: ["routed.>"]}}
+            retries: 0
+        routes: [{{name: all, to: bus}}]
+        """,
+    )
+    (folder / "in.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    result = run_evroute(["run", str(config), "in.jsonl", "--stats", "off"], folder, timeout=30)
+    return result.returncode, [
+        letter["event"]["id"] for letter in read_jsonl(folder / "dead.jsonl")
+    ]
+
+
+@pytest.mark.timeout(15)
+def test_a_too_long_subject_dead_letters_only_its_own_event(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    events: list[dict[str, object]] = [{"id": n, "detail-type": "ok"} for n in range(20)]
+    events[5]["detail-type"] = "x" * 5000
+    _, dead = publish_to_nats_consumer(nats_server, tmp_path, events)
+    assert dead == [5]
+
+
+@pytest.mark.timeout(15)
+def test_an_event_at_max_payload_dead_letters_only_its_own_event(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    events: list[dict[str, object]] = [{"id": n, "detail-type": "ok"} for n in range(20)]
+    # under max_event_bytes and nats-server's max_payload (both 1 MiB), but not with
+    # the headers the consumer adds
+    shell = len(orjson.dumps({"id": 5, "detail-type": "ok", "pad": ""}))
+    events[5]["pad"] = "x" * ((1 << 20) - 20 - shell)
+    _, dead = publish_to_nats_consumer(nats_server, tmp_path, events)
+    assert dead in ([], [5])  # published, or refused alone
+
+
+@pytest.mark.timeout(15)
+def test_no_responders_names_the_subject_published_on(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    create_stream(nats_server.url, "ROUTED", ["routed.>"])
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        dead_letter: dead.jsonl
+        consumers:
+          bus: {{nats: {{url: {nats_server.url}, subject: elsewhere.new}}, retries: 0}}
+        routes: [{{name: all, to: bus}}]
+        """,
+    )
+    (tmp_path / "in.jsonl").write_bytes(b'{"id": 1}\n')
+    run_evroute(["run", str(config), "in.jsonl", "--stats", "off"], tmp_path, timeout=30)
+    [letter] = read_jsonl(tmp_path / "dead.jsonl")
+    assert "elsewhere.new" in letter["detail"], letter["detail"]
+
+
+# --- a nats input: durables deleted or made by others, a subject filter ------------
+
+
+def durable_input_config(url: str) -> str:
+    """One nats input on ORDERS with the durable `evroute`, every event to out.jsonl."""
+    return f"""
+    version: 1
+    inputs:
+      - name: bus
+        nats: {{url: {url}, stream: ORDERS, durable: evroute}}
+    consumers:
+      all: {{file: out.jsonl}}
+    routes: [{{name: all, to: all}}]
+    """
+
+
+@pytest.mark.timeout(30)
+def test_a_deleted_durable_consumer_is_not_a_silent_stall(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    url = nats_server.url
+    create_stream(url, "ORDERS", ["orders.>"])
+    config = write_config(tmp_path, durable_input_config(url))
+    stderr_path = tmp_path / "stderr.txt"
+    with running_evroute(["run", config, "--stats", "off"], tmp_path) as process:
+        out = tmp_path / "out.jsonl"
+        wait_for(lambda: consumer_info(url, "ORDERS", "evroute") is not None, 10, "the durable")
+        publish(url, "orders.new", [orjson.dumps({"id": n}) for n in range(10)])
+        wait_for(lambda: lines_in(out) == 10, 5, "the first 10 events routed")
+        delete_consumer(url, "ORDERS", "evroute")
+        publish(url, "orders.new", [orjson.dumps({"id": n}) for n in range(10, 20)])
+
+        def noticed() -> bool:
+            # read on (the consumer made again), or said, or stopped with an error
+            said = b"evroute" in stderr_path.read_bytes() or b"consumer" in (
+                stderr_path.read_bytes()
+            )
+            return lines_in(out) == 20 or said or process.poll() not in (None, 0)
+
+        wait_for(noticed, 6, "the input stopped reading, and nobody was told")
+
+
+@pytest.mark.timeout(30)
+def test_an_existing_push_durable_is_refused_not_spun_on(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    url = nats_server.url
+    create_stream(url, "ORDERS", ["orders.>"])
+    add_durable(url, "ORDERS", "evroute", "explicit", deliver_subject="pushed.here")
+    publish(url, "orders.new", [orjson.dumps({"id": n}) for n in range(10)])
+    config = write_config(tmp_path, durable_input_config(url))
+    stderr_path = tmp_path / "stderr.txt"
+    with running_evroute(["run", config, "--stats", "off"], tmp_path) as process:
+        # refused at the start (exit 1 with a message), or read anyway: not silence
+        def answered() -> bool:
+            return process.poll() == 1 or lines_in(tmp_path / "out.jsonl") == 10
+
+        wait_for(answered, 5, lambda: stderr_path.read_text(errors="replace"))
+        assert process.poll() != 1 or b"push" in stderr_path.read_bytes()
+
+
+@pytest.mark.timeout(30)
+def test_a_subject_filter_over_a_mixed_stream_keeps_batches_whole_and_numbers_exact(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    url = nats_server.url
+    create_stream(url, "ORDERS", ["orders.>"])
+    # orders.a and orders.b by turns: the input reads every second stream sequence
+    for n in range(300):
+        publish(url, "orders.b", [orjson.dumps({"id": f"b{n}"})])
+        payload = b"not json" if n == 100 else orjson.dumps({"id": f"a{n}"})
+        publish(url, "orders.a", [payload])
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        dead_letter: dead.jsonl
+        inputs:
+          - name: bus
+            nats: {{url: {url}, stream: ORDERS, subject: orders.a, durable: only-a}}
+        consumers:
+          all: {{file: out.jsonl}}
+        routes: [{{name: all, to: all}}]
+        """,
+    )
+    run = ["run", config, "--stats", "off", "--stats-json", "stats.json"]
+    with running_evroute(run, tmp_path):
+        wait_for(lambda: lines_in(tmp_path / "out.jsonl") == 299, 15, "299 events routed")
+    ids = [event["id"] for event in read_jsonl(tmp_path / "out.jsonl")]
+    assert ids == [f"a{n}" for n in range(300) if n != 100]
+    [letter] = read_jsonl(tmp_path / "dead.jsonl")
+    # the 101st orders.a message is stream sequence 202: b, a, b, a...
+    assert (letter["reason"], letter["input"], letter["line"]) == ("malformed", "bus", 202)
+    bus = json.loads((tmp_path / "stats.json").read_text())["inputs"]["bus"]
+    assert (bus["events"], bus["malformed"], bus["pulled"], bus["acked"]) == (299, 1, 300, 300)
+
+
 # --- errors at the start ----------------------------------------------------------
 
 
@@ -394,7 +547,7 @@ def test_a_server_not_reachable_at_start_is_a_clear_error(tmp_path: Path) -> Non
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-                env={**os.environ, "NO_COLOR": "1"},
+                env=environment(),
             )
         results = {
             side: process.communicate(b'{"id": 1}\n', timeout=30)[1].decode()
@@ -428,19 +581,9 @@ def test_a_missing_stream_named_without_subjects_is_a_clear_error(
 # --- validate ---------------------------------------------------------------------
 
 
-def validate(folder: Path, body: str) -> tuple[int, list[tuple[str, str, int, str]]]:
-    config = write_config(folder, body)
-    result = run_evroute(["validate", str(config), "--format", "json"], folder)
-    report = json.loads(result.stdout)
-    return result.returncode, [
-        (issue["severity"], issue["path"], issue["line"], issue["message"])
-        for issue in report["issues"]
-    ]
-
-
 def test_validate_accepts_the_nats_kinds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NATS_PASSWORD", "s3cret")
-    code, issues = validate(
+    code, issues = validate_issues(
         tmp_path,
         """
         version: 1
@@ -471,7 +614,7 @@ def test_validate_accepts_the_nats_kinds(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_validate_points_at_a_bad_nats_key_by_its_path(tmp_path: Path) -> None:
-    code, issues = validate(
+    code, issues = validate_issues(
         tmp_path,
         """
         version: 1
@@ -498,6 +641,48 @@ def test_validate_points_at_a_bad_nats_key_by_its_path(tmp_path: Path) -> None:
     assert errors["inputs[0].nats.batch"][0] == 9, issues
     assert "consumers.routed.nats.subjet" in errors, issues
     assert errors["consumers.routed.nats.subjet"][0] == 12
+
+
+CONFIG_WITH = """
+version: 1
+%s
+routes: [{name: all, to: all}]
+"""
+URL = "url: nats://127.0.0.1:4222"
+OUT = "consumers: {all: {file: out.jsonl}}"
+
+
+@pytest.mark.parametrize(
+    ("section", "path"),
+    [
+        # a consumer name with a path separator: the run would fail without a config path
+        (
+            f'inputs: [{{name: bus, nats: {{{URL}, stream: S, durable: "a/b"}}}}]\n{OUT}',
+            "inputs[0].nats.durable",
+        ),
+        # without durable:, the input's name stands for it, and may hold a '.'
+        (
+            f"inputs: [{{name: orders.eu, nats: {{{URL}, stream: S}}}}]\n{OUT}",
+            "inputs[0].nats.durable",
+        ),
+        # a filter outside the subjects of the stream the config itself gives
+        (
+            f"inputs: [{{name: bus, nats: {{{URL}, subject: 'payments.>',"
+            f" stream: {{name: S, subjects: ['orders.>']}}}}}}]\n{OUT}",
+            "inputs[0].nats.subject",
+        ),
+        # a consumer subject its stream does not take: every event would be dead-lettered
+        (
+            f"consumers: {{all: {{nats: {{{URL}, subject: elsewhere.new,"
+            f" stream: {{name: S, subjects: ['routed.>']}}}}}}}}",
+            "consumers.all.nats.subject",
+        ),
+    ],
+)
+def test_validate_refuses_what_the_server_would(tmp_path: Path, section: str, path: str) -> None:
+    _, issues = validate_issues(tmp_path, CONFIG_WITH % section)
+    errors = [(found, message) for severity, found, _, message in issues if severity == "error"]
+    assert [found for found, _ in errors] == [path], errors
 
 
 # --- the harness itself -----------------------------------------------------------

@@ -1,32 +1,38 @@
 """What a nats input does while its consumers hold events: a consumer that stops reading
 does not stop the input (its events spill, synced, and are acked), and messages held
-longer than ack_wait get in-progress acks instead of coming again. Real evroute
+longer than ack_wait get in-progress acks instead of coming again, and a durable made
+with ack policy `all` does not let a later ack take in what is held. Real evroute
 processes against a real nats-server."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import pytest
 from nats_server import (
     NatsServer,
+    add_durable,
     consumer_info,
     create_stream,
-    nats_server_fixture,  # noqa: F401 - the `nats_server` fixture, found by pytest here
     publish,
     read_stream,
 )
-from runs import EVROUTE, read_stats
-
-STOP_TIMEOUT = 20.0
+from runs import (
+    lines_in,
+    read_jsonl,
+    read_stats,
+    run_evroute,
+    running_evroute,
+    start_evroute,
+    stop_evroute,
+    wait_for,
+    write_config,
+)
 
 
 def events(count: int) -> list[bytes]:
@@ -34,40 +40,9 @@ def events(count: int) -> list[bytes]:
 
 
 def start(folder: Path, body: str) -> subprocess.Popen[bytes]:
-    folder.mkdir(parents=True, exist_ok=True)
-    config = folder / "routes.yaml"
-    config.write_text(textwrap.dedent(body))
-    return subprocess.Popen(
-        [*EVROUTE, "run", str(config), "--stats", "off", "--stats-json", "stats.json"],
-        cwd=folder,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=(folder / "stderr.txt").open("wb"),
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
-        time.sleep(0.1)
-
-
-def lines_in(path: Path) -> int:
-    return path.read_bytes().count(b"\n") if path.exists() else 0
-
-
-def stop(process: subprocess.Popen[bytes], folder: Path) -> int:
-    try:
-        process.send_signal(signal.SIGTERM)
-        process.wait(STOP_TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-    assert "Traceback" not in (folder / "stderr.txt").read_text(errors="replace")
-    return process.returncode
+    """`evroute run` of `body` in `folder`, its stats to stats.json when it stops."""
+    config = write_config(folder, body)
+    return start_evroute(["run", config, "--stats", "off", "--stats-json", "stats.json"], folder)
 
 
 def test_a_consumer_that_stops_reading_does_not_stop_the_input(
@@ -117,7 +92,8 @@ def test_a_consumer_that_stops_reading_does_not_stop_the_input(
 
         wait_for(few_held, 20, "the rest acked")
     finally:
-        code = stop(process, tmp_path)
+        stop_evroute(process, tmp_path)
+    code = process.returncode
     info = consumer_info(url, "ORDERS", "router")
     assert info is not None and info.num_ack_pending == 0 and info.ack_floor.stream_seq == total
     stats = read_stats(tmp_path / "stats.json")
@@ -128,7 +104,7 @@ def test_a_consumer_that_stops_reading_does_not_stop_the_input(
     # code is SIGTERM's all the same, as DESIGN.md has it)
     assert code == 143
     assert stuck["delivered"] + stuck["dead_lettered"] == total, stuck
-    letters = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_bytes().splitlines()]
+    letters = read_jsonl(tmp_path / "dead.jsonl")
     assert {letter["reason"] for letter in letters} == {"shutdown"}
     assert len(letters) == stuck["dead_lettered"]
 
@@ -173,7 +149,8 @@ def test_messages_held_longer_than_ack_wait_are_kept_and_not_delivered_again(
         info = consumer_info(url, "ORDERS", "router")
         assert info is not None and info.num_redelivered == 0, info
     finally:
-        code = stop(process, tmp_path)
+        stop_evroute(process, tmp_path)
+    code = process.returncode
     assert code == 143
     stats = read_stats(tmp_path / "stats.json")
     assert stats["inputs"]["bus"]["redelivered"] == 0
@@ -186,36 +163,74 @@ def test_a_nats_consumer_dead_letters_what_no_stream_takes_and_what_has_no_subje
 ) -> None:
     url = nats_server.url
     create_stream(url, "ORDERS", ["orders.>"])
-    config = tmp_path / "routes.yaml"
-    config.write_text(
-        textwrap.dedent(
-            f"""\
-            version: 1
-            dead_letter: dead.jsonl
-            consumers:
-              lost: {{nats: {{url: {url}, subject: nowhere.at.all}}, retries: 1}}
-              sized: {{nats: {{url: {url}, subject: 'orders.{{length(v)}}'}}}}
-            routes:
-              - {{name: all, to: [lost, sized]}}
-            """
-        )
+    config = write_config(
+        tmp_path,
+        f"""\
+        version: 1
+        dead_letter: dead.jsonl
+        consumers:
+          lost: {{nats: {{url: {url}, subject: nowhere.at.all}}, retries: 1}}
+          sized: {{nats: {{url: {url}, subject: 'orders.{{length(v)}}'}}}}
+        routes:
+          - {{name: all, to: [lost, sized]}}
+        """,
     )
     lines = b'{"id": 1, "v": "abc"}\n{"id": 2}\n{"id": 3, "v": [1, 2]}\n'
-    result = subprocess.run(
-        [*EVROUTE, "run", str(config), "-", "--stats", "off", "--stats-json", "stats.json"],
-        cwd=tmp_path,
-        input=lines,
-        capture_output=True,
+    result = run_evroute(
+        ["run", config, "-", "--stats", "off", "--stats-json", "stats.json"],
+        tmp_path,
+        stdin=lines,
         timeout=60,
     )
     assert result.returncode == 3, result.stderr.decode()
     stats = read_stats(tmp_path / "stats.json")["consumers"]
     assert (stats["lost"]["delivered"], stats["lost"]["dead_lettered"]) == (0, 3)
     assert (stats["sized"]["delivered"], stats["sized"]["dead_lettered"]) == (2, 1)
-    letters = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_bytes().splitlines()]
+    letters = read_jsonl(tmp_path / "dead.jsonl")
     details = {(letter["consumer"], letter["event"]["id"]): letter["detail"] for letter in letters}
     assert "no stream takes subject 'nowhere.at.all'" in details[("lost", 1)]
     assert "(2 attempts)" in details[("lost", 1)]
     assert details[("sized", 2)].startswith("subject template: {length(v)} failed")
     subjects = [message.subject for message in read_stream(url, "ORDERS")]
     assert subjects == ["orders.3", "orders.2"]
+
+
+@pytest.mark.timeout(30)
+def test_an_existing_durable_with_ack_all_does_not_ack_what_is_held(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    url = nats_server.url
+    create_stream(url, "ORDERS", ["orders.>"])
+    add_durable(url, "ORDERS", "evroute", "all")
+    config = write_config(
+        tmp_path,
+        f"""
+        version: 1
+        inputs:
+          - name: bus
+            nats: {{url: {url}, stream: ORDERS, durable: evroute}}
+        consumers:
+          stuck: {{command: [sleep, "60"], buffer: 10}}
+          fast: {{file: out.jsonl}}
+        routes:
+          - {{name: slow, pattern: {{slow: [true]}}, to: stuck}}
+          - {{name: rest, pattern: {{slow: [false]}}, to: fast}}
+        """,
+    )
+    with running_evroute(["run", config, "--stats", "off"], tmp_path) as process:
+        # events larger than the pipe to `sleep` holds: its writer keeps them in hand
+        big = "x" * 100_000
+        publish(url, "orders.new", [orjson.dumps({"slow": True, "pad": big}) for _ in range(3)])
+        time.sleep(1.5)  # pulled, as a batch of its own
+        publish(url, "orders.new", [orjson.dumps({"slow": False, "id": n}) for n in range(5)])
+        out = tmp_path / "out.jsonl"
+        wait_for(
+            lambda: lines_in(out) == 5 or process.poll() is not None,
+            10,
+            "the second batch routed, or the durable refused",
+        )
+        time.sleep(1)  # the second batch's acks reach the server
+        info = consumer_info(url, "ORDERS", "evroute")
+        assert info is not None
+        refused = process.poll() == 1  # refusing such a durable at the start will do
+        assert refused or info.ack_floor.stream_seq == 0, info.ack_floor

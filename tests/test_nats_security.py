@@ -1,6 +1,7 @@
 """NATS in transit: TLS with a client certificate, a credentials file (a server in
 operator mode, its JWTs made here), and a user and password from the environment, each
-against a real nats-server that demands it; and what a refused connection says."""
+against a real nats-server that demands it; and what a refused connection or unreadable
+TLS files say."""
 
 from __future__ import annotations
 
@@ -12,25 +13,30 @@ import json
 import os
 import signal
 import ssl
-import subprocess
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nkeys
-import orjson
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from nats_server import NatsServer, require_nats_server
-from runs import EVROUTE, read_stats, run_evroute
+from nats_server import NatsServer, serving
+from runs import (
+    lines_in,
+    read_jsonl,
+    read_stats,
+    run_evroute,
+    start_evroute,
+    stop_evroute,
+    wait_for,
+    write_config,
+)
 
 EVENTS = 200
-STOP_TIMEOUT = 20.0
 
 
 def _name(common: str) -> x509.Name:
@@ -94,16 +100,13 @@ def make_certificates(folder: Path) -> None:
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[NatsServer]:
     """A server that speaks only TLS and wants a client certificate from the CA."""
-    binary = require_nats_server()
     certs = tmp_path / "certs"
     certs.mkdir()
     make_certificates(certs)
     context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
     context.load_cert_chain(str(certs / "client.pem"), str(certs / "client.key"))
-    server = NatsServer(
-        binary,
-        tmp_path / "store",
-        tmp_path / "server.log",
+    with serving(
+        tmp_path,
         extra=(
             "--tls",
             "--tlscert",
@@ -115,29 +118,18 @@ def tls_server(tmp_path: Path) -> Iterator[NatsServer]:
             str(certs / "ca.pem"),
         ),
         client_options={"tls": context},
-    )
-    server.start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def password_server(tmp_path: Path) -> Iterator[NatsServer]:
-    binary = require_nats_server()
-    server = NatsServer(
-        binary,
-        tmp_path / "store",
-        tmp_path / "server.log",
+    with serving(
+        tmp_path,
         extra=("--user", "router", "--pass", "s3cret"),
         client_options={"user": "router", "password": "s3cret"},
-    )
-    server.start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 # --- a credentials file: an operator, its system account and an account with JetStream,
@@ -203,34 +195,18 @@ def make_operator(folder: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def operator_server(tmp_path: Path) -> Iterator[NatsServer]:
-    binary = require_nats_server()
     config, creds = make_operator(tmp_path)
-    server = NatsServer(
-        binary,
-        tmp_path / "store",
-        tmp_path / "server.log",
-        extra=("-c", str(config)),
-        client_options={"user_credentials": str(creds)},
-    )
-    server.start()
-    try:
+    with serving(
+        tmp_path, extra=("-c", str(config)), client_options={"user_credentials": str(creds)}
+    ) as server:
         yield server
-    finally:
-        server.stop()
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def publish_then_route(folder: Path, connection: str, env: dict[str, str]) -> dict[str, Any]:
     """Publish EVENTS events with a nats consumer (creating the stream), route them with
     a nats input to a file, stop it; the router's stats."""
-    publisher = write(
+    publisher = write_config(
         folder,
-        "publish.yaml",
         f"""\
         version: 1
         consumers:
@@ -242,20 +218,15 @@ def publish_then_route(folder: Path, connection: str, env: dict[str, str]) -> di
         routes:
           - {{name: all, to: bus}}
         """,
+        "publish.yaml",
     )
     events = b"".join(b'{"id":%d,"kind":"k%d"}\n' % (n, n % 3) for n in range(EVENTS))
-    published = subprocess.run(
-        [*EVROUTE, "run", str(publisher), "-", "--stats", "off"],
-        input=events,
-        capture_output=True,
-        timeout=60,
-        env={**os.environ, **env},
-        cwd=folder,
+    published = run_evroute(
+        ["run", publisher, "-", "--stats", "off"], folder, stdin=events, timeout=60, env=env
     )
     assert published.returncode == 0, published.stderr.decode()
-    router = write(
+    router = write_config(
         folder,
-        "route.yaml",
         f"""\
         version: 1
         inputs:
@@ -269,41 +240,30 @@ def publish_then_route(folder: Path, connection: str, env: dict[str, str]) -> di
         routes:
           - {{name: all, to: out}}
         """,
+        "route.yaml",
     )
-    process = subprocess.Popen(
-        [*EVROUTE, "run", str(router), "--stats", "off", "--stats-json", "stats.json"],
-        cwd=folder,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **env},
+    process = start_evroute(
+        ["run", router, "--stats", "off", "--stats-json", "stats.json"], folder, env
     )
     try:
-        out = folder / "out.jsonl"
-        deadline = time.monotonic() + 60
-        while not (out.exists() and out.read_bytes().count(b"\n") >= EVENTS):
-            assert process.poll() is None, process.communicate()[1].decode()
-            assert time.monotonic() < deadline, "the router did not route every event in time"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=STOP_TIMEOUT)
-        assert process.returncode == 128 + signal.SIGTERM, stderr.decode()
+
+        def routed() -> bool:
+            assert process.poll() is None, (folder / "stderr.txt").read_text(errors="replace")
+            return lines_in(folder / "out.jsonl") >= EVENTS
+
+        wait_for(routed, 60, "the router routing every event")
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-    ids = sorted(
-        orjson.loads(line)["id"] for line in (folder / "out.jsonl").read_bytes().splitlines()
-    )
+        stderr = stop_evroute(process, folder)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    ids = sorted(event["id"] for event in read_jsonl(folder / "out.jsonl"))
     assert ids == list(range(EVENTS))
     return read_stats(folder / "stats.json")
 
 
 def refusal(folder: Path, nats_options: str) -> str:
     """What `evroute run` says (it must exit 1) when its nats input cannot connect."""
-    config = write(
+    config = write_config(
         folder,
-        "route.yaml",
         f"""\
         version: 1
         inputs:
@@ -311,6 +271,7 @@ def refusal(folder: Path, nats_options: str) -> str:
         consumers: {{out: {{file: out.jsonl}}}}
         routes: [{{name: all, to: out}}]
         """,
+        "route.yaml",
     )
     result = run_evroute(["run", str(config)], folder)
     assert result.returncode == 1, result.stderr.decode()
@@ -373,3 +334,10 @@ def test_without_credentials_the_operator_server_refuses_clearly(
 ) -> None:
     stderr = refusal(tmp_path, f'url: "nats://127.0.0.1:{operator_server.port}"')
     assert "authorization violation" in stderr
+
+
+def test_a_tls_problem_names_the_input_once(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    stderr = refusal(tmp_path, "url: nats://127.0.0.1:4222, tls: {ca: ca.pem}")
+    assert "cannot load the TLS files" in stderr, stderr
+    assert "bus: bus:" not in stderr, stderr

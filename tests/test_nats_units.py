@@ -3,11 +3,11 @@ subjects, ack-subject parsing, and what validate says of nats inputs and consume
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import orjson
 import pytest
+from runs import write_config
 
 from evroute.config.model import QueueSettings
 from evroute.core.lines import LineBatch
@@ -20,7 +20,7 @@ from evroute.loading import check_config
 from evroute.nats.options import subject_problem, subjects_overlap
 from evroute.shaping.templates import parse as parse_template
 from evroute.shaping.templates import render_subject, subject_value
-from evroute.sources.nats import reply_fields
+from evroute.sources.nats_reader import reply_fields
 
 
 class Done:
@@ -93,12 +93,6 @@ def test_events_spilled_to_disk_are_settled_and_those_in_memory_are_not(tmp_path
     assert done.calls == 1
     rest = queue.get_batch(lambda taken: None)
     assert rest is not None and all(p.receipt is None for p in rest)  # read back: settled
-
-
-def write_config(folder: Path, body: str) -> Path:
-    path = folder / "routes.yaml"
-    path.write_text(textwrap.dedent(body))
-    return path
 
 
 def route_with_receipt(tmp_path: Path, body: str, lines: list[bytes]) -> tuple[Done, Pipeline]:
@@ -288,7 +282,7 @@ def test_validate_points_at_each_bad_nats_input_option(
     routes:
       - {{name: all, to: out}}
     """
-    issues = validate(tmp_path, textwrap.dedent(text))
+    issues = validate(tmp_path, text)
     errors = [(p, m) for s, p, m in issues if s == "error"]
     assert any(p == path and message in m for p, m in errors), errors
 
@@ -313,6 +307,6 @@ def test_validate_points_at_each_bad_nats_consumer_option(
     routes:
       - {{name: all, to: out}}
     """
-    issues = validate(tmp_path, textwrap.dedent(text))
+    issues = validate(tmp_path, text)
     errors = [(p, m) for s, p, m in issues if s == "error"]
     assert any(p == path and message in m for p, m in errors), errors

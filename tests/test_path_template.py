@@ -10,11 +10,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from runs import EVROUTE, write_config
 
 import evroute.storage.fileio as fileio
 from evroute.config.model import ConsumerConfig, QueueSettings
@@ -28,18 +28,17 @@ from evroute.shaping.templates import (
 )
 from evroute.sinks.file import FileOptions, FileSink
 
-EVROUTE = [sys.executable, "-m", "evroute"]
-
 
 def render(template: str, event: object) -> str:
     return parse(template).render(event)
 
 
 def run(folder: Path, config: str, events: list[object], stats: str = "off", **kwargs: object):
-    (folder / "routes.yaml").write_text(textwrap.dedent(config))
+    """`evroute run` of `config` over `events`, as JSON lines on its stdin."""
+    path = write_config(folder, config)
     lines = b"".join(json.dumps(event).encode() + b"\n" for event in events)
     return subprocess.run(
-        [*EVROUTE, "run", str(folder / "routes.yaml"), "--stats", stats],
+        [*EVROUTE, "run", str(path), "--stats", stats],
         input=lines,
         capture_output=True,
         timeout=120,
@@ -154,8 +153,7 @@ def test_an_expression_that_fails_for_an_event_says_which() -> None:
 def check(folder: Path, consumers: str, dead_letter: str = "null"):
     text = f"version: 1\ndead_letter: {dead_letter}\nconsumers:\n{consumers}"
     text += "routes:\n  - name: all\n    to: [a, b]\n"
-    (folder / "routes.yaml").write_text(text)
-    config, issues = check_config(folder / "routes.yaml")
+    config, issues = check_config(write_config(folder, text))
     return config, [(i.severity, i.line, i.column, i.path, i.message) for i in issues]
 
 
@@ -391,7 +389,7 @@ def test_a_failing_write_is_retried_then_fails_only_its_events(
         return real_write(fd, data)
 
     monkeypatch.setattr(fileio.os, "write", full_for_b)
-    monkeypatch.setattr("evroute.sinks.file.RETRY_BACKOFF_S", 0.01)
+    monkeypatch.setattr("evroute.sinks.base.RETRY_BACKOFF_S", 0.01)
     split = sink(tmp_path, "{k}", retries=2)
     failures = split.write([b'{"k":"a"}', b'{"k":"b"}', b'{"k":"a"}'])
     split.close(0)

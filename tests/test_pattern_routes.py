@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runs import read_stats, run_evroute
+from runs import read_stats, run_evroute, write_config
 
 from evroute import patterns
 from evroute.cli import program
@@ -25,19 +25,13 @@ from evroute.tools import explain
 from evroute.tools.graph import to_dot, to_mermaid, topology
 
 
-def write(folder: Path, text: str, name: str = "routes.yaml") -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
 def with_routes(routes: str) -> str:
     """A config with one file consumer, `out`, and these routes (a YAML list)."""
     return HEAD + textwrap.indent(textwrap.dedent(routes), "  ")
 
 
 def errors(folder: Path, text: str) -> list[Issue]:
-    config, issues = check_config(write(folder, text), environ={})
+    config, issues = check_config(write_config(folder, text), environ={})
     assert config is None
     return [issue for issue in issues if issue.severity == "error"]
 
@@ -59,7 +53,7 @@ routes:
 
 def test_a_yaml_pattern_is_read_into_the_route(tmp_path: Path) -> None:
     config = load_config(
-        write(
+        write_config(
             tmp_path,
             with_routes(
                 """\
@@ -85,7 +79,7 @@ def test_a_yaml_pattern_is_read_into_the_route(tmp_path: Path) -> None:
 
 def test_a_json_string_pattern_is_read_into_the_route(tmp_path: Path) -> None:
     config = load_config(
-        write(
+        write_config(
             tmp_path,
             with_routes(
                 """\
@@ -246,7 +240,7 @@ def test_pattern_errors_come_with_the_other_errors_of_the_config(tmp_path: Path)
 def test_validate_prints_pattern_errors_with_file_line_and_column(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = write(
+    path = write_config(
         tmp_path,
         with_routes(
             """\
@@ -262,7 +256,7 @@ def test_validate_prints_pattern_errors_with_file_line_and_column(
 
 
 def test_an_unset_variable_in_a_pattern_is_only_warned_about_with_no_env(tmp_path: Path) -> None:
-    path = write(
+    path = write_config(
         tmp_path,
         with_routes(
             """\
@@ -345,7 +339,7 @@ def lines(path: Path) -> list[Any]:
 
 
 def test_run_routes_events_by_their_patterns(tmp_path: Path) -> None:
-    config = write(tmp_path, RUN_CONFIG)
+    config = write_config(tmp_path, RUN_CONFIG)
     events = tmp_path / "events.jsonl"
     events.write_text("".join(json.dumps(event) + "\n" for event in RUN_EVENTS))
     stats_path = tmp_path / "stats.json"
@@ -381,7 +375,7 @@ def test_run_routes_events_by_their_patterns(tmp_path: Path) -> None:
 def test_an_event_whose_only_pattern_route_fails_its_transform_is_unmatched(
     tmp_path: Path,
 ) -> None:
-    config = write(
+    config = write_config(
         tmp_path,
         """\
         version: 1
@@ -410,7 +404,7 @@ def test_pattern_routes_reach_events_that_take_an_indexed_plan(tmp_path: Path) -
     filters = "".join(
         f'  - {{name: f{n}, filter: "\\"detail-type\\" == \'T{n}\'", to: out}}\n' for n in range(10)
     )
-    config = write(
+    config = write_config(
         tmp_path,
         "version: 1\nconsumers:\n  out: {file: out/out.jsonl}\nroutes:\n"
         "  - {name: p-first, pattern: {source: [shop]}, transform: \"'p-first'\", to: out}\n"
@@ -450,7 +444,7 @@ def test_a_thousand_pattern_routes_validate_and_run(tmp_path: Path) -> None:
         f"    to: out\n"
         for n in range(1000)
     )
-    config = write(
+    config = write_config(
         tmp_path,
         "version: 1\nunmatched: rest\nconsumers:\n  out: {file: out/out.jsonl}\n"
         "  rest: {file: out/rest.jsonl}\nroutes:\n" + routes,
@@ -482,7 +476,7 @@ def test_a_thousand_pattern_routes_validate_and_run(tmp_path: Path) -> None:
 def test_an_event_a_pattern_cannot_be_matched_against_is_no_traceback(tmp_path: Path) -> None:
     """An event nested as deep as JSON parsing allows: each pattern route either decides
     or fails as a filter_error of its own, and explain says the same as the run."""
-    config = write(
+    config = write_config(
         tmp_path,
         with_routes(
             """\
@@ -494,7 +488,8 @@ def test_an_event_a_pattern_cannot_be_matched_against_is_no_traceback(tmp_path: 
     )
     depth = 1000
     deep = '{"source": ' + "[" * depth + '"shop"' + "]" * depth + "}\n"
-    events = write(tmp_path, deep + '{"source": "shop"}\n', "events.jsonl")
+    events = tmp_path / "events.jsonl"
+    events.write_text(deep + '{"source": "shop"}\n')
     stats_path = tmp_path / "stats.json"
     result = run_evroute(
         ["run", str(config), str(events), "--stats", "off", "--stats-json", str(stats_path)],
@@ -525,7 +520,7 @@ def test_a_pattern_that_fails_on_an_event_is_a_filter_error_of_its_route_alone(
     from evroute.engine.router import Router
 
     config = load_config(
-        write(
+        write_config(
             tmp_path,
             with_routes(
                 """\
@@ -559,9 +554,9 @@ def test_filter_routes_keep_their_plans_when_no_route_has_a_pattern(tmp_path: Pa
     from evroute.core.stats import RunStats
     from evroute.engine.router import Router
 
-    plain = load_config(write(tmp_path, HEAD + "  - {name: a, filter: 'x', to: out}\n"))
+    plain = load_config(write_config(tmp_path, HEAD + "  - {name: a, filter: 'x', to: out}\n"))
     mixed = load_config(
-        write(
+        write_config(
             tmp_path,
             HEAD
             + "  - {name: a, filter: 'x', to: out}\n  - {name: b, pattern: {x: [1]}, to: out}\n",
@@ -581,7 +576,7 @@ def test_filter_routes_keep_their_plans_when_no_route_has_a_pattern(tmp_path: Pa
 
 
 def test_explain_says_which_field_of_a_pattern_failed(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, RUN_CONFIG))
+    config = load_config(write_config(tmp_path, RUN_CONFIG))
     verdict = explain.explain_event(
         config, {"detail-type": "OrderPlaced", "detail": {"amount": 50}}, routes=["big-orders"]
     )
@@ -604,13 +599,13 @@ def test_explain_says_which_field_of_a_pattern_failed(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.usefixtures("fixed_terminal")
 def test_explain_shows_a_missing_field_as_missing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "100")
-    config = write(tmp_path, RUN_CONFIG)
-    events = write(tmp_path, '{"detail-type": "OrderPlaced"}\n', "events.jsonl")
+    config = write_config(tmp_path, RUN_CONFIG)
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"detail-type": "OrderPlaced"}\n')
     assert program(["explain", str(config), str(events), "--route", "big-orders"]) == 0
     out, _ = capsys.readouterr()
     assert 'detail-type  matched: "OrderPlaced", wanted ["OrderPlaced"]' in out
@@ -621,12 +616,11 @@ def test_explain_shows_a_missing_field_as_missing(
     assert (check["present"], check["actual"], check["matched"]) == (False, None, False)
 
 
+@pytest.mark.usefixtures("fixed_terminal")
 def test_evroute_test_runs_cases_on_pattern_routes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "100")
-    config = write(
+    config = write_config(
         tmp_path,
         RUN_CONFIG
         + """\
@@ -652,7 +646,7 @@ tests:
 
 
 def test_graph_shows_a_route_s_pattern(tmp_path: Path) -> None:
-    graph = topology(load_config(write(tmp_path, RUN_CONFIG)))
+    graph = topology(load_config(write_config(tmp_path, RUN_CONFIG)))
     route = graph.routes[0]
     assert route.filter is None
     assert (
@@ -667,7 +661,9 @@ def test_graph_shows_a_route_s_pattern(tmp_path: Path) -> None:
 def test_graph_cuts_a_long_pattern(tmp_path: Path) -> None:
     values = ", ".join(f"source-{n}" for n in range(100))
     config = load_config(
-        write(tmp_path, HEAD + f"  - {{name: a, pattern: {{source: [{values}]}}, to: out}}\n")
+        write_config(
+            tmp_path, HEAD + f"  - {{name: a, pattern: {{source: [{values}]}}, to: out}}\n"
+        )
     )
     (route,) = topology(config).routes
     assert route.pattern is not None
@@ -709,7 +705,7 @@ def test_the_readme_pattern_example_validates(tmp_path: Path) -> None:
     section = README.read_text().split("## Event patterns (EventBridge)", 1)[1]
     routes = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     text = "version: 1\nconsumers:\n  orders: {file: o.jsonl}\n  audit: {file: a.jsonl}\n" + routes
-    config = load_config(write(tmp_path, text))
+    config = load_config(write_config(tmp_path, text))
     assert [route.pattern is not None for route in config.routes] == [True, True]
 
 
@@ -721,7 +717,7 @@ def test_explain_writes_a_key_that_is_not_plain_as_a_json_string() -> None:
 
 
 def test_validate_events_matches_pattern_routes_by_their_patterns(tmp_path: Path) -> None:
-    config = write(
+    config = write_config(
         tmp_path,
         with_routes(
             """

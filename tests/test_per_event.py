@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runs import read_stats
+from runs import EVROUTE, read_stats, write_config
 
 from evroute import expr
 from evroute import processes as child_process
@@ -23,8 +23,6 @@ from evroute.config.model import ConsumerConfig, QueueSettings
 from evroute.sinks import per_event
 from evroute.sinks.command import CommandOptions
 from evroute.sinks.per_event import PerEventSink
-
-EVROUTE = [sys.executable, "-m", "evroute"]
 
 # Appends the event's id to attempts.log; exits 3 (with a word on stderr) when the event
 # says "bad", else appends the id to delivered.log.
@@ -281,10 +279,12 @@ def test_a_full_stderr_is_given_up_on_instead_of_holding_up_delivery(
         os.close(write_end)
 
 
-def write_config(folder: Path, script: str, extra: str = "") -> Path:
+def handler_config(folder: Path, script: str, extra: str = "") -> Path:
+    """A config sending every event to `script` as a per-event command (retries: 1), then
+    `extra`."""
     (folder / "handler.py").write_text(textwrap.dedent(script))
-    path = folder / "routes.yaml"
-    path.write_text(
+    return write_config(
+        folder,
         textwrap.dedent(
             f"""
             version: 1
@@ -297,13 +297,12 @@ def write_config(folder: Path, script: str, extra: str = "") -> Path:
             routes: [{{name: all, to: handler}}]
             """
         )
-        + extra
+        + extra,
     )
-    return path
 
 
 def test_run_dead_letters_the_failing_events_and_delivers_the_rest(tmp_path: Path) -> None:
-    config = write_config(tmp_path, HANDLER)
+    config = handler_config(tmp_path, HANDLER)
     lines = [json.dumps({"id": n, "bad": n in (2, 3)}) for n in range(6)]
     (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
     result = subprocess.run(
@@ -340,7 +339,7 @@ with open("delivered.log", "a") as log:
 
 
 def test_sigterm_during_a_slow_run_dead_letters_the_rest_as_shutdown(tmp_path: Path) -> None:
-    config = write_config(tmp_path, SLOW, "shutdown_timeout: 1s\n")
+    config = handler_config(tmp_path, SLOW, "shutdown_timeout: 1s\n")
     lines = [json.dumps({"id": n, "sleep": 0 if n == 0 else 60}) for n in range(5)]
     (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
     process = subprocess.Popen(

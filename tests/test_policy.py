@@ -1,4 +1,5 @@
-"""Subscribe policy (`fields:`): include and redact, their config, validate, a real run."""
+"""Subscribe policy (`fields:`): include and redact, their config, validate, a real run; and
+at its edges: nested arrays, quoted names, big integers and a BOM through a policy."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import copy
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from runs import EVROUTE, read_stats, run_evroute, write_config
 
 from evroute.config.model import EACH, Config, FieldsPolicy, FieldStep
 from evroute.config.yaml_loader import CoreSchemaLoader
@@ -36,7 +37,6 @@ from evroute.shaping.fields_gate import (
 from evroute.storage.dead_letters import DeadLetters
 from evroute.tools.routing_tests import run_tests
 
-EVROUTE = [sys.executable, "-m", "evroute"]
 CANARY = "CANARY-7f3a9c"
 
 
@@ -160,17 +160,47 @@ def test_redact_removes_the_listed_paths_and_nothing_else() -> None:
     assert redact({"a": 1}, "a.b") == {"a": 1}
 
 
+def test_redact_through_nested_arrays_and_quoted_names() -> None:
+    event = {
+        "a.b": 1,
+        "a": {"b": 2, "c": 3},
+        "items": [[{"card": 1, "k": 2}], {"card": 3}, 4],
+    }
+    got = apply_policy(policy("redact", '"a.b"', "items[*][*].card"), event)
+    assert got == {"a": {"b": 2, "c": 3}, "items": [[{"k": 2}], {"card": 3}, 4]}
+    assert event["items"] == [[{"card": 1, "k": 2}], {"card": 3}, 4]  # left as it was
+
+
+def test_a_redacting_consumer_keeps_integers_exact_and_floats_as_doubles() -> None:
+    """As the README says: integers of any length exact; other numbers are doubles,
+    written in their shortest form, as a transform writes them."""
+    from evroute.core.json_codec import encode, parse_value
+
+    line = (
+        b'{"i":123456789012345678901234567890,"f":1.0,"a":0.10000000000000000001,'
+        b'"b":12345678901234567890.5,"secret":1}'
+    )
+    restrict = policy("redact", "secret")
+    out = encode(apply_policy(restrict, parse_value(line)))
+    assert out == (
+        b'{"i":123456789012345678901234567890,"f":1.0,"a":0.1,"b":1.2345678901234567e+19}'
+    )
+
+
+def test_the_policy_module_imports_on_its_own() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "import evroute.shaping.fields_gate"],
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+
+
 # the config
 
 
-def write(folder: Path, body: str) -> Path:
-    path = folder / "routes.yaml"
-    path.write_text(textwrap.dedent(body))
-    return path
-
-
 def issues_of(folder: Path, body: str) -> tuple[Config | None, list[str]]:
-    config, issues = check_config(write(folder, body))
+    config, issues = check_config(write_config(folder, body))
     return config, [
         f"{issue.line}:{issue.column}: {issue.severity}: {issue.path}: {issue.message}"
         for issue in issues
@@ -262,7 +292,7 @@ def test_every_kind_of_consumer_takes_fields(tmp_path: Path) -> None:
     ],
 )
 def test_bad_policies_are_errors_at_their_path(tmp_path: Path, fields: str, expected: str) -> None:
-    config, _ = check_config(write(tmp_path, consumer_config(fields)))
+    config, _ = check_config(write_config(tmp_path, consumer_config(fields)))
     assert config is None
     _, issues = check_config(tmp_path / "routes.yaml")
     found = [issue.format() for issue in issues]
@@ -294,7 +324,7 @@ def test_the_schema_agrees_with_the_checker(tmp_path: Path, fields: str, valid: 
     text = consumer_config(fields)
     document = yaml.load(text, Loader=CoreSchemaLoader)
     schema_valid = jsonschema.Draft202012Validator(config_schema()).is_valid(document)
-    config, _ = check_config(write(tmp_path, text))
+    config, _ = check_config(write_config(tmp_path, text))
     assert schema_valid is valid
     assert (config is not None) is valid
 
@@ -538,12 +568,33 @@ def test_a_real_run_keeps_the_canary_from_the_redacting_consumer(tmp_path: Path)
     assert letter["reason"] == "denied"
     assert (letter["route"], letter["consumer"], letter["line"]) == ("inner", "including", 201)
     assert letter["event"] == json.loads(wrapped)  # the whole event, for a redrive
-    stats = json.loads((tmp_path / "stats.json").read_text())
-    for name, consumer in stats["consumers"].items():
-        assert consumer["enqueued"] == (
-            consumer["delivered"] + consumer["dropped"] + consumer["dead_lettered"]
-        ), name
+    stats = read_stats(tmp_path / "stats.json")
     assert stats["consumers"]["including"]["dead_lettered"] == 1
+
+
+def test_a_redacting_consumer_keeps_big_integers_and_a_bom_line(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        """
+        version: 1
+        consumers:
+          out: {file: out.jsonl, fields: {redact: [secret]}}
+          rest: {file: rest.jsonl, fields: {include: [id]}}
+        unmatched: rest
+        routes:
+          - {name: a, filter: "kind == 'a'", to: out}
+        """,
+    )
+    (tmp_path / "in.jsonl").write_bytes(
+        b'\xef\xbb\xbf{"kind":"a","secret":"S1","big":123456789012345678901234,"f":1.5}\n'
+        b'{"kind":"b","id":2,"secret":"S2"}\n'
+    )
+    result = run_evroute(["run", "routes.yaml", "in.jsonl", "--stats", "off"], tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    assert (tmp_path / "out.jsonl").read_bytes() == (
+        b'{"kind":"a","big":123456789012345678901234,"f":1.5}\n'
+    )
+    assert (tmp_path / "rest.jsonl").read_bytes() == b'{"id":2}\n'
 
 
 # property: redact removes exactly the listed paths

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
+from runs import run_evroute
 
 from evroute.config.model import Config, InputConfig
-from evroute.shaping.publish_policy import (
-    CACHE_LIMIT,
-    PublishPolicies,
-    PublishPolicy,
-    glob_files,
-)
+from evroute.shaping.publish_policy import CACHE_LIMIT, PublishPolicies, PublishPolicy
+from evroute.sources.file import FileInputOptions, glob_files
 from evroute.sources.producers import Handoff
+from evroute.sources.stdin import StdinOptions
 
 
 def test_exact_sources_and_globs() -> None:
@@ -66,7 +62,7 @@ def test_glob_characters_in_the_config_folder_are_taken_literally(tmp_path: Path
     (tmp_path / "proj1" / "data").mkdir(parents=True)
     (folder / "data" / "mine.jsonl").write_text("")
     (tmp_path / "proj1" / "data" / "other.jsonl").write_text("")
-    files = InputConfig("files", "file", pattern="data/*.jsonl", publish=("shop",))
+    files = InputConfig("files", "file", FileInputOptions("data/*.jsonl"), publish=("shop",))
     policies = PublishPolicies(config(folder, files))
     assert glob_files(folder, "data/*.jsonl") == [str(folder / "data" / "mine.jsonl")]
     other = policies.of_input("x", identity(tmp_path / "proj1" / "data" / "other.jsonl"))
@@ -74,17 +70,17 @@ def test_glob_characters_in_the_config_folder_are_taken_literally(tmp_path: Path
 
 
 def test_without_any_list_nothing_is_checked(tmp_path: Path) -> None:
-    policies = PublishPolicies(config(tmp_path, InputConfig("a", "stdin")))
+    policies = PublishPolicies(config(tmp_path, InputConfig("a", "stdin", StdinOptions())))
     assert policies.of_input("x.jsonl", (1, 2)) is None
-    assert policies.of_producer(InputConfig("a", "stdin")) is None
+    assert policies.of_producer(InputConfig("a", "stdin", StdinOptions())) is None
 
 
 def test_deny_by_default_once_any_producer_has_a_list(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.jsonl").write_text("")
     (tmp_path / "b.jsonl").write_text("")
-    files = InputConfig("files", "file", pattern="in/*.jsonl", publish=("shop",))
-    terminal = InputConfig("terminal", "stdin")
+    files = InputConfig("files", "file", FileInputOptions("in/*.jsonl"), publish=("shop",))
+    terminal = InputConfig("terminal", "stdin", StdinOptions())
     policies = PublishPolicies(config(tmp_path, files, terminal))
     matched = policies.of_input("in/a.jsonl", identity(tmp_path / "in" / "a.jsonl"))
     assert matched is not None and matched.refusal("shop") is None
@@ -137,16 +133,6 @@ def test_handoff_take_returns_none_on_the_wakeup_pipe() -> None:
         os.close(write)
 
 
-def evroute(*args: str, cwd: Path, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "evroute", *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        timeout=60,
-    )
-
-
 def test_a_redrive_under_a_policy_leaves_denied_letters_out(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.jsonl").write_bytes(
@@ -161,7 +147,7 @@ def test_a_redrive_under_a_policy_leaves_denied_letters_out(tmp_path: Path) -> N
         "routes:\n  - {name: all, to: TARGET}\n"
     )
     config.write_text(body.replace("TARGET", "fussy"))
-    first = evroute("run", "routes.yaml", "--stats", "off", cwd=tmp_path)
+    first = run_evroute(["run", "routes.yaml", "--stats", "off"], tmp_path, timeout=60)
     assert first.returncode == 3, first.stderr.decode()
     letters = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
     assert sorted(letter["reason"] for letter in letters) == [
@@ -171,9 +157,8 @@ def test_a_redrive_under_a_policy_leaves_denied_letters_out(tmp_path: Path) -> N
     ]
     (tmp_path / "dead.jsonl").rename(tmp_path / "redrive.jsonl")
     config.write_text(body.replace("TARGET", "out"))
-    redrive = evroute(
-        "replay", "routes.yaml", "--dead-letters", "redrive.jsonl", "--stats", "off", cwd=tmp_path
-    )
+    replay = ["replay", "routes.yaml", "--dead-letters", "redrive.jsonl", "--stats", "off"]
+    redrive = run_evroute(replay, tmp_path, timeout=60)
     assert redrive.returncode == 0, redrive.stderr.decode()
     assert (tmp_path / "out.jsonl").read_bytes() == (
         b'{"source":"shop","n":1}\n{"source":"shop","n":3}\n'

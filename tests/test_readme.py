@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from runs import write_config
+
 from evroute.loading import check_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,8 +31,7 @@ def test_the_sample_command_uses_the_samples() -> None:
 
 def test_the_config_reference_validates(tmp_path: Path) -> None:
     reference = next(block for block in code_blocks("yaml") if "version: 1" in block)
-    path = tmp_path / "routes.yaml"
-    path.write_text(reference)
+    path = write_config(tmp_path, reference)
     (tmp_path / "incoming").mkdir()
     (tmp_path / "incoming" / "a.jsonl").write_text("")  # what its inputs' glob reads
     config, issues = check_config(path)

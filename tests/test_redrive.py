@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
+from runs import read_jsonl, run_evroute, write_config
 
 from evroute.cli import program
-
-EVROUTE = [sys.executable, "-m", "evroute"]
 
 ORDER_1 = b'{"type":"order","id":1,"n":123456789012345678901234567890}'
 ORDER_2 = b'{"type": "order", "id": 2, "price": 1.10}'  # spaces and a float, kept as they are
@@ -27,18 +22,11 @@ OTHER_7 = b'{"type":"other","id":7,"big":98765432109876543210987654321}'
 INPUT = b"\n".join([ORDER_1, ORDER_2, LOG_3, OTHER_4, BROKEN_5, ORDER_6, OTHER_7]) + b"\n"
 
 
-def write_config(folder: Path, name: str, body: str) -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(body))
-    return path
-
-
 def broken_config(folder: Path) -> Path:
     """Orders go to a file that cannot be created (its folder is a file): delivery_failed."""
     (folder / "blocker").write_text("a file, so no folder can be made here\n")
     return write_config(
         folder,
-        "broken.yaml",
         """
         version: 1
         dead_letter: dead.jsonl
@@ -50,13 +38,13 @@ def broken_config(folder: Path) -> Path:
           - {name: orders, filter: "type == 'order'", to: orders}
           - {name: logs, filter: "type == 'log'", to: logs}
         """,
+        "broken.yaml",
     )
 
 
 def fixed_config(folder: Path) -> Path:
     return write_config(
         folder,
-        "fixed.yaml",
         """
         version: 1
         dead_letter: dead.jsonl
@@ -68,25 +56,15 @@ def fixed_config(folder: Path) -> Path:
           - {name: orders, filter: "type == 'order'", to: orders}
           - {name: logs, filter: "type == 'log'", to: logs}
         """,
+        "fixed.yaml",
     )
-
-
-def evroute(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
-    result = subprocess.run([*EVROUTE, *map(str, args)], capture_output=True, timeout=60, cwd=cwd)
-    assert b"Traceback" not in result.stderr, result.stderr.decode()
-    return result
-
-
-def read_letters(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 
 
 def failed_run(folder: Path) -> Path:
     """Run the broken config over INPUT, and move its dead letters aside, as a user would."""
     (folder / "in.jsonl").write_bytes(INPUT)
-    result = evroute("run", broken_config(folder), folder / "in.jsonl", "--stats", "off")
+    run = ["run", broken_config(folder), folder / "in.jsonl", "--stats", "off"]
+    result = run_evroute(run, timeout=60)
     assert result.returncode == 3
     letters = folder / "letters.jsonl"
     (folder / "dead.jsonl").rename(letters)
@@ -95,7 +73,7 @@ def failed_run(folder: Path) -> Path:
 
 def test_failed_deliveries_are_redriven_exactly_in_order(tmp_path: Path) -> None:
     letters = failed_run(tmp_path)
-    reasons = [(letter["reason"], letter["line"]) for letter in read_letters(letters)]
+    reasons = [(letter["reason"], letter["line"]) for letter in read_jsonl(letters)]
     assert sorted(reasons) == [
         ("delivery_failed", 1),
         ("delivery_failed", 2),
@@ -105,15 +83,18 @@ def test_failed_deliveries_are_redriven_exactly_in_order(tmp_path: Path) -> None
         ("unmatched", 7),
     ]
     stats_path = tmp_path / "stats.json"
-    result = evroute(
-        "replay",
-        fixed_config(tmp_path),
-        "--dead-letters",
-        letters,
-        "--reason",
-        "delivery_failed",
-        "--stats-json",
-        stats_path,
+    result = run_evroute(
+        [
+            "replay",
+            fixed_config(tmp_path),
+            "--dead-letters",
+            letters,
+            "--reason",
+            "delivery_failed",
+            "--stats-json",
+            stats_path,
+        ],
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr.decode()
     # the events as they arrived: big integers, spaces and floats untouched
@@ -133,10 +114,11 @@ def test_every_letter_with_an_event_goes_through_every_route(tmp_path: Path) -> 
     letters = failed_run(tmp_path)
     line_of = {
         (letter["reason"], letter["event"]["id"]): number
-        for number, letter in enumerate(read_letters(letters), start=1)
+        for number, letter in enumerate(read_jsonl(letters), start=1)
         if "event" in letter
     }
-    result = evroute("replay", fixed_config(tmp_path), "--dead-letters", letters, "--stats", "off")
+    replay = ["replay", fixed_config(tmp_path), "--dead-letters", letters, "--stats", "off"]
+    result = run_evroute(replay, timeout=60)
     # unmatched events are unmatched again, which is no failure; the raw letter is not sent
     assert result.returncode == 0, result.stderr.decode()
     assert (tmp_path / "orders.jsonl").read_bytes() == ORDER_1 + b"\n" + ORDER_2 + b"\n" + (
@@ -147,7 +129,7 @@ def test_every_letter_with_an_event_goes_through_every_route(tmp_path: Path) -> 
         " fix their source and run them as input"
     )
     assert result.stderr.decode().count(message) == 1
-    again = read_letters(tmp_path / "dead.jsonl")
+    again = read_jsonl(tmp_path / "dead.jsonl")
     # new dead letters name the letter file, and the letters' lines in it
     assert [(letter["reason"], letter["input"], letter["line"]) for letter in again] == [
         ("unmatched", str(letters), line_of[("unmatched", 4)]),
@@ -179,13 +161,13 @@ def hand_letter(reason: str, route: str | None, event: bytes | None, line: int =
 def one_file_config(folder: Path) -> Path:
     return write_config(
         folder,
-        "all.yaml",
         """
         version: 1
         dead_letter: new-dead.jsonl
         consumers: {all: {file: out.jsonl, mode: overwrite}}
         routes: [{name: all, to: all}]
         """,
+        "all.yaml",
     )
 
 
@@ -245,14 +227,13 @@ def test_lines_that_are_not_dead_letters_are_malformed_with_their_line_numbers(
         hand_letter("filter_error", "a", b'{"id":9, "event": {"deep": true}}'),
     ]
     letters.write_bytes(b"\n".join(lines))  # no final newline
-    result = evroute(
-        "replay", one_file_config(tmp_path), "--dead-letters", letters, "--stats", "off"
-    )
+    replay = ["replay", one_file_config(tmp_path), "--dead-letters", letters, "--stats", "off"]
+    result = run_evroute(replay, timeout=60)
     assert result.returncode == 3
     assert (tmp_path / "out.jsonl").read_bytes() == (
         b'{"id":1}\n{"id":7,"n":12345678901234567890123}\n{"id":9, "event": {"deep": true}}\n'
     )
-    again = read_letters(tmp_path / "new-dead.jsonl")
+    again = read_jsonl(tmp_path / "new-dead.jsonl")
     assert [(letter["reason"], letter["line"], letter["raw"]) for letter in again] == [
         ("malformed", 2, "garbage"),
         ("malformed", 3, "[1]"),
@@ -272,7 +253,6 @@ def test_lines_that_are_not_dead_letters_are_malformed_with_their_line_numbers(
 def test_events_and_letters_too_long_are_malformed(tmp_path: Path) -> None:
     config = write_config(
         tmp_path,
-        "small.yaml",
         """
         version: 1
         dead_letter: new-dead.jsonl
@@ -280,6 +260,7 @@ def test_events_and_letters_too_long_are_malformed(tmp_path: Path) -> None:
         consumers: {all: {file: out.jsonl, mode: overwrite}}
         routes: [{name: all, to: all}]
         """,
+        "small.yaml",
     )
     long_event = b'{"id":1,"pad":"' + b"x" * 100 + b'"}'
     long_letter = hand_letter("dropped", "a", b'{"id":3}').replace(b'"...', b'"' + b"y" * 70_000)
@@ -290,7 +271,7 @@ def test_events_and_letters_too_long_are_malformed(tmp_path: Path) -> None:
     code = program(["replay", str(config), "--dead-letters", str(letters), "--stats", "off"])
     assert code == 3
     assert (tmp_path / "out.jsonl").read_bytes() == b'{"id":2}\n'
-    again = read_letters(tmp_path / "new-dead.jsonl")
+    again = read_jsonl(tmp_path / "new-dead.jsonl")
     assert [(letter["line"], letter["bytes"]) for letter in again] == [
         (1, len(long_event)),
         (3, len(long_letter)),

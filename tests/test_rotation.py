@@ -7,16 +7,13 @@ import json
 import os
 import stat
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from runs import EVROUTE, write_config
 
 from evroute.loading import check_config
 from evroute.storage.fileio import RotatingFile, open_private
-
-EVROUTE = [sys.executable, "-m", "evroute"]
 
 
 def test_a_rotating_file_keeps_whole_buffers_and_so_many_old_files(tmp_path: Path) -> None:
@@ -57,17 +54,15 @@ def test_one_buffer_of_many_lines_is_split_between_files_at_lines(tmp_path: Path
 
 
 def test_dead_letters_rotate_in_a_run(tmp_path: Path) -> None:
-    config = tmp_path / "routes.yaml"
-    config.write_text(
-        textwrap.dedent(
-            """
-            version: 1
-            dead_letter: {path: dead.jsonl, rotate_bytes: 2KiB, rotate_keep: 3}
-            unmatched: dead_letter
-            consumers: {none: {file: none.jsonl}}
-            routes: [{name: never, filter: "nothing", to: none}]
-            """
-        )
+    config = write_config(
+        tmp_path,
+        """
+        version: 1
+        dead_letter: {path: dead.jsonl, rotate_bytes: 2KiB, rotate_keep: 3}
+        unmatched: dead_letter
+        consumers: {none: {file: none.jsonl}}
+        routes: [{name: never, filter: "nothing", to: none}]
+        """,
     )
     events = b"".join(b'{"id":%d}\n' % n for n in range(100))
     result = subprocess.run(
@@ -103,12 +98,12 @@ def test_dead_letters_rotate_in_a_run(tmp_path: Path) -> None:
 def test_dead_letter_rotation_errors_say_where(
     tmp_path: Path, dead_letter: str, path: str, message: str
 ) -> None:
-    config = tmp_path / "routes.yaml"
-    config.write_text(
+    config = write_config(
+        tmp_path,
         "version: 1\n"
         f"dead_letter: {dead_letter}\n"
         "consumers: {all: {file: all.jsonl}}\n"
-        "routes: [{name: all, to: all}]\n"
+        "routes: [{name: all, to: all}]\n",
     )
     built, issues = check_config(config, environ={})
     assert built is None
@@ -118,11 +113,11 @@ def test_dead_letter_rotation_errors_say_where(
 
 
 def test_a_file_consumer_rotates_and_keeps_its_newest_lines(tmp_path: Path) -> None:
-    config = tmp_path / "routes.yaml"
-    config.write_text(
+    config = write_config(
+        tmp_path,
         "version: 1\n"
         "consumers: {all: {file: out.jsonl, rotate_bytes: 1KiB, rotate_keep: 2}}\n"
-        "routes: [{name: all, to: all}]\n"
+        "routes: [{name: all, to: all}]\n",
     )
     (tmp_path / "out.jsonl").write_bytes(b'{"id":-1}\n')  # appended to, then rotated away
     events = b"".join(b'{"id":%d}\n' % n for n in range(300))
@@ -142,11 +137,11 @@ def test_a_file_consumer_rotates_and_keeps_its_newest_lines(tmp_path: Path) -> N
     [('"-"', "stdout cannot rotate"), ("'out/{source}.jsonl'", "a templated path")],
 )
 def test_only_a_plain_file_rotates(tmp_path: Path, file: str, message: str) -> None:
-    config = tmp_path / "routes.yaml"
-    config.write_text(
+    config = write_config(
+        tmp_path,
         "version: 1\n"
         f"consumers: {{all: {{file: {file}, rotate_bytes: 1MiB}}}}\n"
-        "routes: [{name: all, to: all}]\n"
+        "routes: [{name: all, to: all}]\n",
     )
     built, issues = check_config(config, environ={})
     assert built is None

@@ -12,12 +12,15 @@ import jsonschema
 import pytest
 import yaml
 from configs import MINIMAL
+from runs import without_trailing_spaces, write_config
 
 from evroute.cli import program
 from evroute.config.yaml_loader import CoreSchemaLoader
 from evroute.loading import check_config, load_config
 from evroute.loading.schema import config_schema
 from evroute.tools.routing_tests import json_equal, run_tests
+
+pytestmark = pytest.mark.usefixtures("fixed_terminal")
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "routes.yaml"
@@ -94,23 +97,6 @@ routes.yaml: 4 passed, 0 failed
 """
 
 
-@pytest.fixture(autouse=True)
-def fixed_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "100")
-    monkeypatch.delenv("FORCE_COLOR", raising=False)
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "routes.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def without_trailing_spaces(text: str) -> str:
-    return "".join(line.rstrip() + "\n" for line in text.splitlines())
-
-
 def run_test_command(
     capsys: pytest.CaptureFixture[str], directory: Path, *args: str
 ) -> tuple[int, str, str]:
@@ -129,7 +115,7 @@ def test_the_samples_pass(capsys, monkeypatch):
 
 
 def test_failures_are_explained(tmp_path, capsys, monkeypatch):
-    write(tmp_path, FAILING)
+    write_config(tmp_path, FAILING)
     monkeypatch.chdir(tmp_path)
     code, out, err = run_test_command(capsys, tmp_path, "routes.yaml")
     assert code == 1
@@ -138,7 +124,7 @@ def test_failures_are_explained(tmp_path, capsys, monkeypatch):
 
 
 def test_junit_has_a_testcase_per_test_and_the_failures(tmp_path, capsys, monkeypatch):
-    write(tmp_path, FAILING)
+    write_config(tmp_path, FAILING)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "out").mkdir()
     code, _, err = run_test_command(capsys, tmp_path, "routes.yaml", "--junit", "out/junit.xml")
@@ -175,7 +161,7 @@ def test_junit_of_a_passing_suite(tmp_path, capsys, monkeypatch):
 
 
 def test_an_unwritable_junit_path_is_an_error(tmp_path, capsys):
-    path = write(tmp_path, FAILING)
+    path = write_config(tmp_path, FAILING)
     code, _, err = run_test_command(capsys, tmp_path, str(path), "--junit", str(tmp_path))
     assert code == 1  # a folder
     assert "cannot write --junit" in err
@@ -183,7 +169,7 @@ def test_an_unwritable_junit_path_is_an_error(tmp_path, capsys):
 
 
 def test_the_junit_folder_is_made(tmp_path, capsys):
-    path = write(tmp_path, FAILING)
+    path = write_config(tmp_path, FAILING)
     report = tmp_path / "reports" / "ci" / "routing.xml"
     code, _, _ = run_test_command(capsys, tmp_path, str(path), "--junit", str(report))
     assert code == 1  # the suite fails, the report is written all the same
@@ -192,14 +178,14 @@ def test_the_junit_folder_is_made(tmp_path, capsys):
 
 @pytest.mark.parametrize("tests", ["", "tests: []\n", "tests:\n"])
 def test_a_config_without_tests_fails(tmp_path, capsys, tests):
-    path = write(tmp_path, SHOP + tests)
+    path = write_config(tmp_path, SHOP + tests)
     code, out, err = run_test_command(capsys, tmp_path, str(path))
     assert (code, out) == (1, "")
     assert "no tests in" in err and "add a tests: section" in err
 
 
 def test_an_invalid_config_gets_validates_errors(tmp_path, capsys):
-    path = write(tmp_path, FAILING.replace("routes: []", "routes: [everthing]"))
+    path = write_config(tmp_path, FAILING.replace("routes: []", "routes: [everthing]"))
     code, out, err = run_test_command(capsys, tmp_path, str(path))
     assert (code, out) == (1, "")
     assert f"{path}:23:14: error: tests[2].routes[0]: no route is named 'everthing'" in err
@@ -211,7 +197,7 @@ def test_a_missing_config_is_a_usage_error(capsys):
 
 
 def test_test_is_no_longer_a_later_command(tmp_path, capsys):
-    path = write(tmp_path, SHOP)
+    path = write_config(tmp_path, SHOP)
     program(["test", str(path)])
     assert "not supported yet" not in capsys.readouterr().err
 
@@ -223,7 +209,7 @@ def outcome(tmp_path: Path, config: str, case: str) -> tuple[bool, str]:
     """Whether the one case passes, and the summary of what failed."""
     from evroute.tools.routing_tests import summary
 
-    result = run_tests(load_config(write(tmp_path, config + "tests:\n" + case)))
+    result = run_tests(load_config(write_config(tmp_path, config + "tests:\n" + case)))
     (only,) = result.cases
     return only.passed, summary(only)
 
@@ -301,7 +287,7 @@ def test_json_equal(a, b, equal):
 
 
 def test_the_tests_are_read_into_the_config(tmp_path):
-    config = load_config(write(tmp_path, FAILING))
+    config = load_config(write_config(tmp_path, FAILING))
     first = config.tests[0]
     assert first.name == "a big order is announced"
     assert first.event == {"detail-type": "OrderPlaced", "detail": {"amount": 250}}
@@ -329,7 +315,7 @@ tests:
 
 
 def test_every_mistake_in_the_tests_is_located(tmp_path):
-    _, issues = check_config(write(tmp_path, MINIMAL + INVALID_TESTS))
+    _, issues = check_config(write_config(tmp_path, MINIMAL + INVALID_TESTS))
     found = [
         (issue.line, issue.column, issue.path, issue.message)
         for issue in issues
@@ -377,7 +363,7 @@ def test_every_mistake_in_the_tests_is_located(tmp_path):
 
 
 def test_validate_reports_the_tests_mistakes(tmp_path, capsys):
-    path = write(tmp_path, MINIMAL + INVALID_TESTS)
+    path = write_config(tmp_path, MINIMAL + INVALID_TESTS)
     assert program(["validate", str(path)]) == 1
     out, _ = capsys.readouterr()
     assert f"{path}:11:14: error: tests[0].routes[0]: no route is named 'everthing'" in out
@@ -385,7 +371,9 @@ def test_validate_reports_the_tests_mistakes(tmp_path, capsys):
 
 def test_a_route_with_its_own_error_is_still_a_known_name(tmp_path):
     text = MINIMAL.replace("    to: archive", "    filter: 'a =='\n    to: archive")
-    _, issues = check_config(write(tmp_path, text + "tests:\n" + case("{a: 1}", "[everything]")))
+    _, issues = check_config(
+        write_config(tmp_path, text + "tests:\n" + case("{a: 1}", "[everything]"))
+    )
     assert [issue.path for issue in issues if issue.severity == "error"] == ["routes[0].filter"]
 
 
@@ -406,13 +394,13 @@ def test_the_readme_config_reference_tests_pass(tmp_path):
         for block in re.findall(r"```yaml\n(.*?)```", readme, flags=re.DOTALL)
         if "version: 1" in block
     )
-    result = run_tests(load_config(write(tmp_path, reference)))
+    result = run_tests(load_config(write_config(tmp_path, reference)))
     assert len(result.cases) >= 1
     assert result.failed == 0, textwrap.indent(str(result.cases), "  ")
 
 
 def test_a_transform_with_an_integer_beyond_64_bits_compares_exactly(tmp_path, capsys):
-    path = write(
+    path = write_config(
         tmp_path,
         """
         version: 1

@@ -8,30 +8,15 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import orjson
 import pytest
+from configs import ONE_FILE
+from runs import EVROUTE, lines_in, order_lines, read_stats, wait_for, write_config
 
 from evroute.cli import program
-
-EVROUTE = [sys.executable, "-m", "evroute"]
-
-
-def events(count: int, start: int = 0) -> bytes:
-    return b"".join(
-        b'{"id": %d, "detail-type": "%s", "detail": {"amount": %d}}\n'
-        % (n, b"OrderPlaced" if n % 2 else b"OrderShipped", n % 300)
-        for n in range(start, start + count)
-    )
-
-
-def write_config(folder: Path, body: str) -> Path:
-    path = folder / "routes.yaml"
-    path.write_text(textwrap.dedent(body))
-    return path
 
 
 def signal_and_wait(process: subprocess.Popen[bytes], signum: int, timeout: float) -> bytes:
@@ -40,36 +25,6 @@ def signal_and_wait(process: subprocess.Popen[bytes], signum: int, timeout: floa
     _, stderr = process.communicate(timeout=timeout)
     assert b"Traceback" not in stderr, stderr.decode()
     return stderr
-
-
-def one_file_config(folder: Path) -> Path:
-    """The smallest config: every event to out.jsonl."""
-    return write_config(
-        folder,
-        """
-        version: 1
-        consumers: {all: {file: out.jsonl}}
-        routes: [{name: all, to: all}]
-        """,
-    )
-
-
-def read_stats(path: Path) -> dict:
-    stats = json.loads(path.read_text())
-    for name, consumer in stats["consumers"].items():
-        assert consumer["enqueued"] == (
-            consumer["delivered"] + consumer["dropped"] + consumer["dead_lettered"]
-        ), name
-    return stats
-
-
-def wait_for_lines(path: Path, count: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_bytes().count(b"\n") >= count:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_inputs_in_order_with_gzip_and_stdin(tmp_path: Path) -> None:
@@ -83,9 +38,9 @@ def test_inputs_in_order_with_gzip_and_stdin(tmp_path: Path) -> None:
           - {name: all, to: all}
         """,
     )
-    (tmp_path / "a.jsonl").write_bytes(events(3, 0))
+    (tmp_path / "a.jsonl").write_bytes(order_lines(3, 0))
     with gzip.open(tmp_path / "b.jsonl.gz", "wb") as stream:
-        stream.write(events(3, 3))
+        stream.write(order_lines(3, 3))
     result = subprocess.run(
         [
             *EVROUTE,
@@ -95,16 +50,16 @@ def test_inputs_in_order_with_gzip_and_stdin(tmp_path: Path) -> None:
             str(tmp_path / "b.jsonl.gz"),
             "-",
         ],
-        input=events(3, 6),
+        input=order_lines(3, 6),
         capture_output=True,
         timeout=30,
     )
     assert result.returncode == 0, result.stderr.decode()
-    assert (tmp_path / "out.jsonl").read_bytes() == events(9)
+    assert (tmp_path / "out.jsonl").read_bytes() == order_lines(9)
 
 
 def test_missing_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = one_file_config(tmp_path)
+    config = write_config(tmp_path, ONE_FILE)
     code = program(["run", str(config), str(tmp_path / "nope.jsonl"), "--stats", "off"])
     assert code == 1
     assert "nope.jsonl: cannot read" in capsys.readouterr().err
@@ -152,7 +107,7 @@ def test_a_stuck_consumer_under_drop_newest_does_not_hold_up_the_others(tmp_path
         """,
     )
     count = 20_000
-    (tmp_path / "in.jsonl").write_bytes(events(count))
+    (tmp_path / "in.jsonl").write_bytes(order_lines(count))
     stats_path = tmp_path / "stats.json"
     process = subprocess.Popen(
         [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl"), "--stats-json", str(stats_path)],
@@ -161,14 +116,16 @@ def test_a_stuck_consumer_under_drop_newest_does_not_hold_up_the_others(tmp_path
     )
     try:
         # every event reaches the archive while the sleeper is still asleep
-        assert wait_for_lines(tmp_path / "out/all.jsonl", count, timeout=30)
+        wait_for(
+            lambda: lines_in(tmp_path / "out/all.jsonl") >= count, 30, "every event in the archive"
+        )
         assert process.poll() is None
         _, stderr = process.communicate(timeout=30)
     finally:
         process.kill()
     assert b"Traceback" not in stderr
     assert process.returncode == 3  # events dropped by a full buffer
-    assert (tmp_path / "out/all.jsonl").read_bytes() == events(count)
+    assert (tmp_path / "out/all.jsonl").read_bytes() == order_lines(count)
     stats = read_stats(stats_path)
     assert stats["consumers"]["archive"]["delivered"] == count
     assert stats["consumers"]["sleeper"]["dropped"] > 0
@@ -191,7 +148,7 @@ def test_a_command_that_exits_early_is_dead_lettered_and_the_rest_goes_on(tmp_pa
         """,
     )
     count = 5_000
-    (tmp_path / "in.jsonl").write_bytes(events(count))
+    (tmp_path / "in.jsonl").write_bytes(order_lines(count))
     stats_path = tmp_path / "stats.json"
     result = subprocess.run(
         [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl"), "--stats-json", str(stats_path)],
@@ -201,7 +158,7 @@ def test_a_command_that_exits_early_is_dead_lettered_and_the_rest_goes_on(tmp_pa
     assert b"Traceback" not in result.stderr
     assert result.returncode == 3
     assert b"consumer 'quitter' failed" in result.stderr
-    assert (tmp_path / "all.jsonl").read_bytes() == events(count)
+    assert (tmp_path / "all.jsonl").read_bytes() == order_lines(count)
     stats = read_stats(stats_path)
     quitter = stats["consumers"]["quitter"]
     assert quitter["state"] == "failed"
@@ -224,13 +181,13 @@ def test_stdout_closed_by_head_ends_quietly(tmp_path: Path) -> None:
           - {name: all, to: out}
         """,
     )
-    (tmp_path / "in.jsonl").write_bytes(events(200_000))
+    (tmp_path / "in.jsonl").write_bytes(order_lines(200_000))
     command = (
         f"{' '.join(EVROUTE)} run {config} {tmp_path / 'in.jsonl'} --stats json | head -1;"
         " exit ${PIPESTATUS[0]}"
     )
     result = subprocess.run(["bash", "-c", command], capture_output=True, timeout=60)
-    assert result.stdout == events(1)
+    assert result.stdout == order_lines(1)
     assert b"Traceback" not in result.stderr
     assert result.returncode == 0
     stats = json.loads(result.stderr.decode().strip().splitlines()[-1])
@@ -265,14 +222,14 @@ def test_a_signal_stops_reading_drains_and_writes_stats(
     )
     try:
         assert process.stdin is not None
-        process.stdin.write(events(5))
+        process.stdin.write(order_lines(5))
         process.stdin.flush()
-        assert wait_for_lines(tmp_path / "all.jsonl", 5, timeout=20)
+        wait_for(lambda: lines_in(tmp_path / "all.jsonl") >= 5, 20, "5 events in all.jsonl")
         stderr = signal_and_wait(process, signum, timeout=20)
     finally:
         process.kill()
     assert process.returncode == code, stderr.decode()
-    assert (tmp_path / "copy.jsonl").read_bytes() == events(5)
+    assert (tmp_path / "copy.jsonl").read_bytes() == order_lines(5)
     stats = read_stats(stats_path)
     assert stats["consumers"]["copy"]["delivered"] == 5
 
@@ -292,7 +249,7 @@ def start_stuck_run(tmp_path: Path, shutdown_timeout: str) -> tuple[subprocess.P
           - {{name: all, to: stuck}}
         """,
     )
-    (tmp_path / "in.jsonl").write_bytes(events(100_000))
+    (tmp_path / "in.jsonl").write_bytes(order_lines(100_000))
     stats_path = tmp_path / "stats.json"
     process = subprocess.Popen(
         [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl"), "--stats-json", str(stats_path)],
@@ -323,8 +280,8 @@ def test_shutdown_of_a_stuck_consumer_is_bounded_and_dead_letters_the_rest(
 
 
 def test_replay_rate_paces_events(tmp_path: Path) -> None:
-    config = one_file_config(tmp_path)
-    (tmp_path / "in.jsonl").write_bytes(events(11))
+    config = write_config(tmp_path, ONE_FILE)
+    (tmp_path / "in.jsonl").write_bytes(order_lines(11))
     started = time.monotonic()
     code = program(
         ["replay", str(config), str(tmp_path / "in.jsonl"), "--rate", "50", "--stats", "off"]
@@ -332,11 +289,11 @@ def test_replay_rate_paces_events(tmp_path: Path) -> None:
     took = time.monotonic() - started
     assert code == 0
     assert took >= 10 / 50 * 0.9  # ten gaps of 20 ms
-    assert (tmp_path / "out.jsonl").read_bytes() == events(11)
+    assert (tmp_path / "out.jsonl").read_bytes() == order_lines(11)
 
 
 def test_replay_speed_follows_event_times(tmp_path: Path) -> None:
-    config = one_file_config(tmp_path)
+    config = write_config(tmp_path, ONE_FILE)
     lines = [json.dumps({"id": n, "meta": {"at": f"2026-11-01T09:00:0{n}Z"}}) for n in range(5)]
     (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
     started = time.monotonic()
@@ -360,7 +317,7 @@ def test_replay_speed_follows_event_times(tmp_path: Path) -> None:
 
 
 def test_replay_rejects_speed_with_rate(tmp_path: Path) -> None:
-    config = one_file_config(tmp_path)
+    config = write_config(tmp_path, ONE_FILE)
     assert program(["replay", str(config), "--rate", "5", "--speed", "2"]) == 2
     assert program(["replay", str(config), "--rate", "0"]) == 2
 
@@ -415,7 +372,7 @@ def test_an_unwritable_output_file_dead_letters_that_consumers_events_only(
         routes: [{{name: all, to: [broken, good]}}]
         """,
     )
-    (tmp_path / "in.jsonl").write_bytes(events(10))
+    (tmp_path / "in.jsonl").write_bytes(order_lines(10))
     stats_path = tmp_path / "stats.json"
     code = program(
         [
@@ -429,7 +386,7 @@ def test_an_unwritable_output_file_dead_letters_that_consumers_events_only(
         ]
     )
     assert code == 3
-    assert (tmp_path / "good.jsonl").read_bytes() == events(10)
+    assert (tmp_path / "good.jsonl").read_bytes() == order_lines(10)
     stats = read_stats(stats_path)
     broken = stats["consumers"]["broken"]
     assert (broken["delivered"], broken["dead_lettered"]) == (0, 10)
@@ -496,7 +453,7 @@ def test_a_consumer_failing_while_the_input_is_blocked_on_it(tmp_path: Path) -> 
         routes: [{{name: all, to: quitter}}]
         """,
     )
-    (tmp_path / "in.jsonl").write_bytes(events(50_000))
+    (tmp_path / "in.jsonl").write_bytes(order_lines(50_000))
     stats_path = tmp_path / "stats.json"
     result = subprocess.run(
         [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl"), "--stats-json", str(stats_path)],
@@ -520,7 +477,7 @@ def test_events_the_pipe_took_before_a_command_died_count_as_delivered(tmp_path:
         routes: [{name: all, to: three}]
         """,
     )
-    (tmp_path / "in.jsonl").write_bytes(events(20_000))
+    (tmp_path / "in.jsonl").write_bytes(order_lines(20_000))
     stats_path = tmp_path / "stats.json"
     result = subprocess.run(
         [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl"), "--stats-json", str(stats_path)],
@@ -528,7 +485,7 @@ def test_events_the_pipe_took_before_a_command_died_count_as_delivered(tmp_path:
         timeout=30,
     )
     assert result.returncode == 3
-    assert result.stdout == events(3)
+    assert result.stdout == order_lines(3)
     three = read_stats(stats_path)["consumers"]["three"]
     assert three["delivered"] >= 3
     dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").open()]
@@ -540,7 +497,7 @@ def test_events_the_pipe_took_before_a_command_died_count_as_delivered(tmp_path:
 def test_a_folder_as_input_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = one_file_config(tmp_path)
+    config = write_config(tmp_path, ONE_FILE)
     (tmp_path / "logs.gz").mkdir()
     code = program(["run", str(config), str(tmp_path), str(tmp_path / "logs.gz")])
     assert code == 1
@@ -550,7 +507,7 @@ def test_a_folder_as_input_is_a_clear_error(
 
 
 def test_closed_standard_streams(tmp_path: Path) -> None:
-    config = one_file_config(tmp_path)
+    config = write_config(tmp_path, ONE_FILE)
     command = f"{' '.join(EVROUTE)} run {config} --stats json <&- 2>&-"
     result = subprocess.run(["bash", "-c", command], capture_output=True, timeout=30)
     assert result.returncode == 0
@@ -558,7 +515,7 @@ def test_closed_standard_streams(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_while_waiting_for_a_fifo_writer(tmp_path: Path) -> None:
-    config = one_file_config(tmp_path)
+    config = write_config(tmp_path, ONE_FILE)
     fifo = tmp_path / "events.fifo"
     os.mkfifo(fifo)
     process = subprocess.Popen([*EVROUTE, "run", str(config), str(fifo)], stderr=subprocess.PIPE)
@@ -639,7 +596,7 @@ def test_hostile_lines_are_dead_letters_not_tracebacks(tmp_path: Path) -> None:
 def test_a_corrupt_gzip_input_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = one_file_config(tmp_path)
+    config = write_config(tmp_path, ONE_FILE)
     good = gzip.compress(b'{"a":1}\n' * 1000)
     (tmp_path / "bad.jsonl.gz").write_bytes(good[:10] + b"\xff" * 40 + good[50:])
     code = program(["run", str(config), str(tmp_path / "bad.jsonl.gz"), "--stats", "off"])
@@ -658,22 +615,22 @@ def test_an_input_that_is_also_an_output_is_refused(
         routes: [{name: all, to: all}]
         """,
     )
-    (tmp_path / "loop.jsonl").write_bytes(events(3))
+    (tmp_path / "loop.jsonl").write_bytes(order_lines(3))
     code = program(["run", str(config), str(tmp_path / "loop.jsonl"), "--stats", "off"])
     assert code == 1
     assert "consumer 'all' writes this file" in capsys.readouterr().err
-    assert (tmp_path / "loop.jsonl").read_bytes() == events(3)
+    assert (tmp_path / "loop.jsonl").read_bytes() == order_lines(3)
 
 
 def test_a_far_off_event_time_waits_without_crashing(tmp_path: Path) -> None:
-    config = one_file_config(tmp_path)
+    config = write_config(tmp_path, ONE_FILE)
     (tmp_path / "in.jsonl").write_text('{"time": 0}\n{"time": 1e20}\n')
     process = subprocess.Popen(
         [*EVROUTE, "replay", str(config), str(tmp_path / "in.jsonl"), "--speed", "1"],
         stderr=subprocess.PIPE,
     )
     try:
-        assert wait_for_lines(tmp_path / "out.jsonl", 1, timeout=20)
+        wait_for(lambda: lines_in(tmp_path / "out.jsonl") >= 1, 20, "the first event routed")
         time.sleep(0.5)
         assert process.poll() is None  # waiting for the second event, as asked
         signal_and_wait(process, signal.SIGINT, timeout=10)
@@ -708,7 +665,7 @@ def test_a_consumer_that_dies_while_idle_is_noticed_and_reaped(tmp_path: Path) -
             ["ps", "-o", "stat=", "--ppid", str(process.pid)], capture_output=True, text=True
         ).stdout.split()
         assert not any(state.startswith("Z") for state in children)
-        process.stdin.write(events(2))
+        process.stdin.write(order_lines(2))
         process.stdin.close()
         stderr = process.stderr.read()
         process.wait(timeout=20)
@@ -717,7 +674,7 @@ def test_a_consumer_that_dies_while_idle_is_noticed_and_reaped(tmp_path: Path) -
     assert process.returncode == 0  # nothing was for it, so nothing was lost
     stats = json.loads(stderr.decode().strip().splitlines()[-1])
     assert stats["consumers"]["quitter"]["state"] == "failed"
-    assert (tmp_path / "all.jsonl").read_bytes() == events(2)
+    assert (tmp_path / "all.jsonl").read_bytes() == order_lines(2)
 
 
 def test_what_a_command_leaves_running_is_stopped_with_it(tmp_path: Path) -> None:
@@ -732,7 +689,7 @@ def test_what_a_command_leaves_running_is_stopped_with_it(tmp_path: Path) -> Non
         """,
     )
     result = subprocess.run(
-        [*EVROUTE, "run", str(config)], input=events(3), capture_output=True, timeout=30
+        [*EVROUTE, "run", str(config)], input=order_lines(3), capture_output=True, timeout=30
     )
     assert result.returncode == 0, result.stderr.decode()
     pid = int((tmp_path / "sleeper.pid").read_text())
@@ -762,7 +719,7 @@ def test_helpers_a_command_started_may_finish_their_work(tmp_path: Path) -> None
         """,
     )
     result = subprocess.run(
-        [*EVROUTE, "run", str(config)], input=events(10), capture_output=True, timeout=30
+        [*EVROUTE, "run", str(config)], input=order_lines(10), capture_output=True, timeout=30
     )
     assert result.returncode == 0, result.stderr.decode()
     assert (tmp_path / "count.txt").read_text().strip() == "10"
@@ -782,7 +739,7 @@ def test_a_command_exiting_with_the_input_is_not_a_failure(tmp_path: Path) -> No
     for _ in range(15):
         result = subprocess.run(
             [*EVROUTE, "run", str(config), "--stats", "json"],
-            input=events(1),
+            input=order_lines(1),
             capture_output=True,
             timeout=30,
         )

@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import jmespath
 import pytest
 import yaml
+from runs import EVROUTE
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 CONFIG = yaml.safe_load((SAMPLES / "routes.yaml").read_text())
@@ -96,9 +96,7 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
     stats_path = base / "stats.json"
     result = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "evroute",
+            *EVROUTE,
             "run",
             "routes.yaml",
             "orders.jsonl",

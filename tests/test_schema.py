@@ -13,13 +13,14 @@ import jsonschema
 import pytest
 import yaml
 from configs import MINIMAL, THREE_MISTAKES
+from runs import write_config
 
 from evroute.cli import program
 from evroute.config.model import QueueSettings
 from evroute.config.yaml_loader import CoreSchemaLoader
 from evroute.loading import build as checker_tables
 from evroute.loading import check_config
-from evroute.loading.inputs import INPUT_KEYS
+from evroute.loading.inputs import input_keys
 from evroute.loading.schema import config_schema
 from evroute.processes import RestartPolicy
 from evroute.sinks import SINK_KINDS
@@ -41,8 +42,7 @@ def schema_errors(text: str) -> list[str]:
 
 
 def checker_errors(tmp_path: Path, text: str) -> list[str]:
-    path = tmp_path / "routes.yaml"
-    path.write_text(text, encoding="utf-8")
+    path = write_config(tmp_path, text)
     _, issues = check_config(path, environ={"BUFFER": "100", "TOKEN": "t"})
     return [issue.format() for issue in issues if issue.severity == "error"]
 
@@ -77,19 +77,11 @@ def test_every_key_the_checker_accepts_is_in_the_schema_and_no_other() -> None:
             assert list(mapping["properties"]) == list(dead_letter_keys)
             assert mapping["additionalProperties"] is False
     inputs = properties["inputs"]["items"]
-    assert list(inputs["properties"]) == list(INPUT_KEYS)
+    assert list(inputs["properties"]) == list(input_keys())
     assert inputs["additionalProperties"] is False
     # each object is closed, as the checker refuses unknown keys
     for schema in (SCHEMA, properties["defaults"], properties["routes"]["items"], *kinds.values()):
         assert schema["additionalProperties"] is False
-
-
-def test_keys_of_later_versions_are_not_in_the_schema() -> None:
-    properties = SCHEMA["properties"]
-    assert not set(checker_tables.TOP_LEVEL_LATER) & set(properties)
-    assert not set(checker_tables.ROUTE_LATER) & set(properties["routes"]["items"]["properties"])
-    for name, kind in SINK_KINDS.items():
-        assert not set(kind.later) & set(consumer_schemas()[name]["properties"])
 
 
 def test_restart_keys_are_those_the_checker_reads(tmp_path: Path) -> None:

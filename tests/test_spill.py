@@ -19,7 +19,15 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_run import EVROUTE, events, read_stats, wait_for_lines, write_config
+from runs import (
+    EVROUTE,
+    environment,
+    lines_in,
+    order_lines,
+    read_stats,
+    wait_for,
+    write_config,
+)
 
 from evroute.config.model import QueueSettings
 from evroute.core.parcel import Parcel
@@ -556,20 +564,21 @@ def test_a_stopped_consumer_spills_and_holds_up_no_one(tmp_path: Path) -> None:
         """,
     )
     count = 50_000
-    (tmp_path / "in.jsonl").write_bytes(events(count))
+    (tmp_path / "in.jsonl").write_bytes(order_lines(count))
     stats_path = tmp_path / "stats.json"
     spill_parent = tmp_path / "spill"
     spill_parent.mkdir()
     process = subprocess.Popen(
         [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl"), "--stats-json", str(stats_path)],
         stderr=subprocess.PIPE,
-        env={**os.environ, "EVROUTE_SPILL_DIR": str(spill_parent)},
+        env=environment({"EVROUTE_SPILL_DIR": str(spill_parent)}),
     )
     pid: int | None = None
     try:
         # the others get everything while the stopped one has read nothing
-        assert wait_for_lines(tmp_path / "first.jsonl", count, timeout=BOUND_S)
-        assert wait_for_lines(tmp_path / "second.jsonl", count, timeout=BOUND_S)
+        first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+        wait_for(lambda: lines_in(first) >= count, BOUND_S, "every event in first.jsonl")
+        wait_for(lambda: lines_in(second) >= count, BOUND_S, "every event in second.jsonl")
         pid = int((tmp_path / "stopped.pid").read_text())
         assert process_state(pid) == "T"
         assert process.poll() is None  # waiting for the stopped one
@@ -584,8 +593,8 @@ def test_a_stopped_consumer_spills_and_holds_up_no_one(tmp_path: Path) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     assert process.returncode == 0, stderr.decode()
-    assert (tmp_path / "stopped.jsonl").read_bytes() == events(count)
-    assert (tmp_path / "first.jsonl").read_bytes() == events(count)
+    assert (tmp_path / "stopped.jsonl").read_bytes() == order_lines(count)
+    assert (tmp_path / "first.jsonl").read_bytes() == order_lines(count)
     stats = read_stats(stats_path)
     assert stats["consumers"]["stopped"]["spilled"] > 0
     assert stats["consumers"]["stopped"]["delivered"] == count

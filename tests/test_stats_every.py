@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
-EVROUTE = [sys.executable, "-m", "evroute"]
+from configs import ONE_FILE
+from runs import EVROUTE, write_config
+
 EVERY_100MS = ["--stats-every", "100ms", "--stats-json"]
 
 
@@ -24,22 +24,8 @@ def last_report(path: Path) -> dict | None:
     return None
 
 
-def write_config(folder: Path) -> Path:
-    path = folder / "routes.yaml"
-    path.write_text(
-        textwrap.dedent(
-            """
-            version: 1
-            consumers: {all: {file: out.jsonl}}
-            routes: [{name: all, to: all}]
-            """
-        )
-    )
-    return path
-
-
 def test_stats_are_appended_while_the_run_goes_on_and_last_at_the_end(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, ONE_FILE)
     stats_path = tmp_path / "stats.jsonl"
     stats_path.write_text("from an earlier run\n")
     process = subprocess.Popen(
@@ -73,7 +59,7 @@ def test_stats_are_appended_while_the_run_goes_on_and_last_at_the_end(tmp_path: 
 
 
 def test_stats_every_needs_a_stats_json_file_and_a_duration(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, ONE_FILE)
     for extra, message in (
         (["--stats-every", "1s"], b"--stats-json"),
         (["--stats-every", "soon", "--stats-json", "s.json"], b"--stats-every"),

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from runs import EVROUTE, id_lines, ids_in, read_stats, write_config
 
 from evroute.processes import backoff_delay
 
-EVROUTE = [sys.executable, "-m", "evroute"]
 PYTHON = json.dumps(sys.executable)
 
 # An `ack: line` consumer: appends what it reads to OUT unbuffered, then acknowledges
@@ -42,31 +42,6 @@ while True:
     if delay:
         time.sleep(delay)
 """
-
-
-def events(count: int) -> bytes:
-    return b"".join(b'{"id":%d}\n' % n for n in range(count))
-
-
-def write_config(folder: Path, body: str) -> Path:
-    path = folder / "routes.yaml"
-    path.write_text(textwrap.dedent(body))
-    return path
-
-
-def read_stats(path: Path) -> dict:
-    stats = json.loads(path.read_text())
-    for name, consumer in stats["consumers"].items():
-        assert consumer["enqueued"] == (
-            consumer["delivered"] + consumer["dropped"] + consumer["dead_lettered"]
-        ), name
-    return stats
-
-
-def read_ids(path: Path) -> list[int]:
-    if not path.exists():
-        return []
-    return [json.loads(line)["id"] for line in path.read_bytes().splitlines()]
 
 
 def first_occurrences(ids: list[int]) -> list[int]:
@@ -137,7 +112,7 @@ def test_a_command_that_exits_at_once_is_restarted_with_growing_delays_then_fail
         ):
             time.sleep(0.05)
         time.sleep(0.5)  # time enough for a fifth start, were there one
-        _, stderr = process.communicate(events(100), timeout=30)
+        _, stderr = process.communicate(id_lines(100), timeout=30)
     finally:
         process.kill()
     assert b"Traceback" not in stderr
@@ -156,7 +131,7 @@ def test_a_command_that_exits_at_once_is_restarted_with_growing_delays_then_fail
     assert {letter["reason"] for letter in letters} == {"delivery_failed"}
     assert "failed 4 times in a row; last: exit status 7" in letters[0]["detail"]
     assert b"consumer 'quitter' failed" in stderr
-    assert (tmp_path / "all.jsonl").read_bytes() == events(100)
+    assert (tmp_path / "all.jsonl").read_bytes() == id_lines(100)
 
 
 def test_ack_line_resends_what_a_crashed_command_had_not_acknowledged(tmp_path: Path) -> None:
@@ -190,14 +165,14 @@ def test_ack_line_resends_what_a_crashed_command_had_not_acknowledged(tmp_path: 
         """,
     )
     stats_path = tmp_path / "stats.json"
-    (tmp_path / "in.jsonl").write_bytes(events(50))
+    (tmp_path / "in.jsonl").write_bytes(id_lines(50))
     result = subprocess.run(
         [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl"), "--stats-json", str(stats_path)],
         capture_output=True,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr.decode()
-    got = read_ids(tmp_path / "got.jsonl")
+    got = ids_in(tmp_path / "got.jsonl")
     assert got == list(range(6)) + list(range(5, 50))  # event 5: taken, lost, sent again
     flaky = read_stats(stats_path)["consumers"]["flaky"]
     assert flaky["delivered"] == 50 and flaky["restarts"] == 1
@@ -221,7 +196,7 @@ def test_ack_line_counts_only_acknowledged_events_as_delivered(tmp_path: Path) -
     stats_path = tmp_path / "stats.json"
     result = subprocess.run(
         [*EVROUTE, "run", str(config), "--stats-json", str(stats_path)],
-        input=events(20),
+        input=id_lines(20),
         capture_output=True,
         timeout=60,
     )
@@ -252,7 +227,7 @@ def test_three_kills_of_an_ack_line_consumer_lose_nothing(tmp_path: Path) -> Non
         routes: [{{name: all, to: [a, b, victim]}}]
         """,
     )
-    (tmp_path / "in.jsonl").write_bytes(events(count))
+    (tmp_path / "in.jsonl").write_bytes(id_lines(count))
     stats_path = tmp_path / "stats.json"
     process = subprocess.Popen(
         [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl"), "--stats-json", str(stats_path)],
@@ -284,8 +259,8 @@ def test_three_kills_of_an_ack_line_consumer_lose_nothing(tmp_path: Path) -> Non
     assert b"Traceback" not in stderr
     stats = read_stats(stats_path)
     # the other two got all of their events, in order
-    assert read_ids(tmp_path / "a.jsonl") == list(range(count))
-    assert read_ids(tmp_path / "b.jsonl") == list(range(count))
+    assert ids_in(tmp_path / "a.jsonl") == list(range(count))
+    assert ids_in(tmp_path / "b.jsonl") == list(range(count))
     # the victim: each event delivered at least once (in order of first arrival) or a
     # dead letter; none of them lost
     victim = stats["consumers"]["victim"]
@@ -296,7 +271,7 @@ def test_three_kills_of_an_ack_line_consumer_lose_nothing(tmp_path: Path) -> Non
         else []
     )
     dead_ids = {letter["event"]["id"] for letter in letters if letter["consumer"] == "victim"}
-    got = first_occurrences(read_ids(tmp_path / "victim.jsonl"))
+    got = first_occurrences(ids_in(tmp_path / "victim.jsonl"))
     assert got == sorted(got)
     assert set(got) | dead_ids == set(range(count))
     assert victim["delivered"] + victim["dead_lettered"] == count
@@ -317,7 +292,7 @@ def test_stderr_is_passed_through_with_the_consumer_name(tmp_path: Path) -> None
         """,
     )
     result = subprocess.run(
-        [*EVROUTE, "run", str(config)], input=events(2), capture_output=True, timeout=30
+        [*EVROUTE, "run", str(config)], input=id_lines(2), capture_output=True, timeout=30
     )
     assert result.returncode == 0, result.stderr.decode()
     lines = result.stderr.decode().splitlines()
@@ -344,7 +319,7 @@ def test_a_signal_mid_run_dead_letters_the_rest_and_leaves_no_process(
         routes: [{{name: all, to: [slow, fast]}}]
         """,
     )
-    (tmp_path / "in.jsonl").write_bytes(events(100_000))
+    (tmp_path / "in.jsonl").write_bytes(id_lines(100_000))
     stats_path = tmp_path / "stats.json"
     process = subprocess.Popen(
         [*EVROUTE, "run", str(config), str(tmp_path / "in.jsonl"), "--stats-json", str(stats_path)],
@@ -393,10 +368,10 @@ def test_a_slow_command_gets_its_whole_backlog_at_the_end(tmp_path: Path) -> Non
         """,
     )
     result = subprocess.run(
-        [*EVROUTE, "run", str(config)], input=events(300), capture_output=True, timeout=60
+        [*EVROUTE, "run", str(config)], input=id_lines(300), capture_output=True, timeout=60
     )
     assert result.returncode == 0, result.stderr.decode()
-    assert read_ids(tmp_path / "got.jsonl") == list(range(300))
+    assert ids_in(tmp_path / "got.jsonl") == list(range(300))
 
 
 def test_a_command_that_closes_its_stdin_and_lives_on_is_stopped(tmp_path: Path) -> None:
@@ -418,7 +393,7 @@ def test_a_command_that_closes_its_stdin_and_lives_on_is_stopped(tmp_path: Path)
     started = time.monotonic()
     result = subprocess.run(
         [*EVROUTE, "run", str(config), "--stats-json", str(stats_path)],
-        input=events(200_000),  # more than its pipe holds: writes find it deaf
+        input=id_lines(200_000),  # more than its pipe holds: writes find it deaf
         capture_output=True,
         timeout=60,
     )
@@ -458,10 +433,10 @@ def test_shutdown_dead_letters_come_in_input_order(tmp_path: Path, per_event: bo
     )
     assert process.stdin is not None
     try:
-        process.stdin.write(events(1))
+        process.stdin.write(id_lines(1))
         process.stdin.flush()
         time.sleep(1.0)  # the first event is in hand; the next ones queue behind it
-        process.stdin.write(events(3)[len(events(1)) :])
+        process.stdin.write(id_lines(3)[len(id_lines(1)) :])
         process.stdin.flush()
         time.sleep(0.5)
         process.send_signal(signal.SIGTERM)

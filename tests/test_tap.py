@@ -4,36 +4,28 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
-EVROUTE = [sys.executable, "-m", "evroute"]
+from runs import EVROUTE, write_config
+
 EVENTS = (
     b'{"id":1,"kind":"a"}\n{"id":2,"kind":"b"}\r\n{"id":3,"kind":"a","n":12345678901234567890123}\n'
 )
 
 
-def write_config(folder: Path) -> Path:
-    path = folder / "routes.yaml"
-    path.write_text(
-        textwrap.dedent(
-            """
-            version: 1
-            consumers:
-              a: {file: a.jsonl}
-              ids: {file: ids.jsonl}
-            routes:
-              - {name: kind-a, filter: "kind == 'a'", to: a}
-              - {name: ids, transform: "{id: id}", to: ids}
-            """
-        )
-    )
-    return path
+CONFIG = """
+version: 1
+consumers:
+  a: {file: a.jsonl}
+  ids: {file: ids.jsonl}
+routes:
+  - {name: kind-a, filter: "kind == 'a'", to: a}
+  - {name: ids, transform: "{id: id}", to: ids}
+"""
 
 
 def test_taps_show_what_the_consumers_get_and_change_nothing(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, CONFIG)
     result = subprocess.run(
         [*EVROUTE, "run", str(config), "--stats", "off", "--tap", "kind-a", "--tap", "ids"],
         input=EVENTS,
@@ -60,7 +52,7 @@ def test_taps_show_what_the_consumers_get_and_change_nothing(tmp_path: Path) -> 
 
 
 def test_tapping_a_route_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, CONFIG)
     result = subprocess.run(
         [*EVROUTE, "run", str(config), "--tap", "nope"], input=b"", capture_output=True, timeout=30
     )

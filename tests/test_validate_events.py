@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
-EVROUTE = [sys.executable, "-m", "evroute"]
+from runs import EVROUTE, write_config
 
 CONFIG = """\
 version: 1
@@ -44,7 +43,7 @@ def validate(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def setup(folder: Path, config: str = CONFIG, samples: bytes = SAMPLES) -> None:
-    (folder / "routes.yaml").write_text(config)
+    write_config(folder, config)
     (folder / "samples.jsonl").write_bytes(samples)
 
 

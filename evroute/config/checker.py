@@ -4,6 +4,7 @@ once, each with its file, line, column and config path."""
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -48,10 +49,6 @@ class Issue:
         }
 
 
-def not_yet(what: str) -> str:
-    return f"{what} is not supported yet in this version of evroute"
-
-
 class Checker:
     """Collects issues with their locations; helpers read typed values from nodes."""
 
@@ -93,18 +90,13 @@ class Checker:
         value: dict[str, Node] = node.value
         return value
 
-    def known_keys(
-        self, node: Node, path: str, allowed: Iterable[str], later: Mapping[str, str]
-    ) -> None:
-        """Unknown keys are errors; keys that later versions support say so."""
+    def known_keys(self, node: Node, path: str, allowed: Iterable[str]) -> None:
+        """Unknown keys are errors, with the closest known key or the list of them."""
         allowed = list(allowed)
         for key, key_node in node.keys.items():
             if key in allowed:
                 continue
             key_path = join(path, key)
-            if key in later:
-                self.error(key_node, key_path, not_yet(later[key]))
-                continue
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = (
                 f"; did you mean {close[0]!r}?"
@@ -125,6 +117,16 @@ class Checker:
             return None
         return node.value
 
+    def boolean(self, fields: dict[str, Node], key: str, path: str) -> bool:
+        """`key` of a mapping as true or false; False when it is missing or wrong."""
+        node = fields.get(key)
+        if node is None:
+            return False
+        if not isinstance(node.value, bool):
+            self.error(node, join(path, key), "expected true or false")
+            return False
+        return node.value
+
     def integer(self, node: Node, path: str, minimum: int) -> int | None:
         value = node.value
         if isinstance(value, bool) or not isinstance(value, int):
@@ -135,16 +137,11 @@ class Checker:
             return None
         return value
 
-    def choice(
-        self, node: Node, path: str, choices: Iterable[str], later: Mapping[str, str] | None = None
-    ) -> str | None:
+    def choice(self, node: Node, path: str, choices: Iterable[str]) -> str | None:
         choices = list(choices)
         value = node.value
         if isinstance(value, str) and value in choices:
             return value
-        if later and isinstance(value, str) and value in later:
-            self.error(node, path, not_yet(later[value]))
-            return None
         self.error(node, path, f"expected one of {', '.join(choices)}; got {describe(value)}")
         return None
 
@@ -311,7 +308,7 @@ def read_kept_file(
     path_node: Node | None = node
     if node.is_mapping:
         fields = checker.mapping(node, key) or {}
-        checker.known_keys(node, key, DEAD_LETTER_KEYS, {})
+        checker.known_keys(node, key, DEAD_LETTER_KEYS)
         path_node = fields.get("path")
         if path_node is None:
             checker.error(node, join(key, "path"), f"missing; {what}")
@@ -320,3 +317,22 @@ def read_kept_file(
         return None, rotation
     text = checker.string(path_node, join(key, "path") if path_node is not node else key)
     return (None if text is None else base_dir / text), rotation
+
+
+INVALID = object()  # json_value: a value JSON cannot hold, already reported
+
+
+def json_value(checker: Checker, node: Node, path: str) -> Any:
+    """The plain value of `node`, or INVALID after reporting what JSON cannot hold."""
+    if isinstance(node.value, dict):
+        mapping = {
+            key: json_value(checker, child, join(path, key)) for key, child in node.value.items()
+        }
+        return INVALID if any(v is INVALID for v in mapping.values()) else mapping
+    if isinstance(node.value, list):
+        items = [json_value(checker, child, join(path, i)) for i, child in enumerate(node.value)]
+        return INVALID if any(item is INVALID for item in items) else items
+    if isinstance(node.value, float) and not math.isfinite(node.value):
+        checker.error(node, path, f"{node.source or node.value} is not a JSON number")
+        return INVALID
+    return node.value

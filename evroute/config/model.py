@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from evroute.expr import Expression
 
@@ -44,7 +44,7 @@ FieldStep = str | None
 @dataclass(frozen=True)
 class FieldsPolicy:
     """A consumer's subscribe policy (`fields:`): it sees only the paths listed
-    (include), or everything but them (redact). evroute.policy applies it."""
+    (include), or everything but them (redact). shaping/fields_gate.py applies it."""
 
     mode: str  # include | redact
     paths: tuple[tuple[FieldStep, ...], ...]
@@ -82,17 +82,24 @@ class RouteConfig:
 
 @dataclass(frozen=True)
 class InputConfig:
-    """A producer of the `inputs:` section."""
+    """A producer of the `inputs:` section; `kind` names its kind in the input registry
+    (evroute.sources), whose options it holds."""
 
     name: str
-    kind: str  # file | stdin | command | nats
-    pattern: str | None = None  # a file glob, relative to the config's folder
-    argv: tuple[str, ...] | None = None
-    restart: Any = None  # a command's RestartPolicy (evroute.sinks.command)
-    options: Any = None  # a nats input's NatsInputOptions (evroute.sources.nats)
+    kind: str
+    options: InputOptions
     publish: tuple[str, ...] | None = None  # event sources it may publish; None: no policy
     line: int = 1
     column: int = 1
+
+
+class InputOptions(Protocol):
+    """What every input kind's options tell: the files a producer reads, so that an
+    input named on the command line gets the publish policy of the producer it is."""
+
+    def reads(self, base_dir: Path) -> list[str]:
+        """The paths it reads now ("-" for stdin), relative to `base_dir`'s glob."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Splitting chunks of input into numbered lines, in bounded memory."""
+"""Splitting chunks of input into batches of numbered lines, in bounded memory."""
 
 from __future__ import annotations
 

@@ -1,4 +1,11 @@
-"""Counters of a run; render.py draws them. Each counter has a single writing thread."""
+"""Counters of a run, drawn by ui/: each is written by one thread, or under a queue's lock.
+
+The router's thread writes the input and route counts and a consumer's `enqueued` and
+`spilled`; the consumer's writer its `delivered`; a command's supervisor (or a command
+input's thread) its `restarts`; a NATS input's loop its `pulled`, `acked`... A
+consumer's `dropped` and `dead_lettered` are written by several threads, always under
+its queue's lock. Everything else only reads them.
+"""
 
 from __future__ import annotations
 
@@ -100,3 +107,13 @@ class RunStats:
             "unmatched": self.unmatched,
             "consumers": {name: s.as_json() for name, s in list(self.consumers.items())},
         }
+
+
+class Progress:
+    """What a progress display is told of a run's reading; the terminal UI draws it."""
+
+    def start(self, total_bytes: int | None) -> None: ...
+
+    def update(self, done_bytes: int) -> None: ...
+
+    def stop(self) -> None: ...

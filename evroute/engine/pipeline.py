@@ -20,7 +20,7 @@ from evroute.config.model import Config
 from evroute.core.lines import LineBatch
 from evroute.core.parcel import Parcel, settle
 from evroute.core.receipt import Receipt
-from evroute.core.stats import ConsumerStats, RunStats
+from evroute.core.stats import ConsumerStats, Progress, RunStats
 from evroute.engine.delivery import ConsumerWorker
 from evroute.engine.queues import WAIT_SLICE_S, ConsumerQueue
 from evroute.engine.router import Router, Tap
@@ -36,21 +36,11 @@ from evroute.storage.audit_log import AuditLog
 from evroute.storage.crypto import Key, load_config_key
 from evroute.storage.dead_letters import DeadLetters, check_kept_file, undelivered
 
-# After shutdown_timeout: SIGTERM, this long, then SIGKILL (DESIGN.md: at most timeout + 2 s).
+# After shutdown_timeout: SIGTERM, this long, then SIGKILL (a shutdown takes at most timeout + 2 s).
 TERMINATE_GRACE_S = 1.5
 KILL_GRACE_S = 0.4
 # A paced replay sleeps only when the next event is due later than this.
 PACING_SLACK_S = 0.002
-
-
-class Progress:
-    """What a progress display needs to know; the CLI draws it."""
-
-    def start(self, total_bytes: int | None) -> None: ...
-
-    def update(self, done_bytes: int) -> None: ...
-
-    def stop(self) -> None: ...
 
 
 @dataclass
@@ -93,13 +83,14 @@ class Pipeline:
         # before anything is written: without its key evroute refuses to start rather
         # than write plain text (KeyProblem names the variable or the file)
         self.key: Key | None = load_config_key(config)
-        self.dead_letters = DeadLetters(config.dead_letter, config.dead_letter_rotation, self.key)
         self.audit = (
             None
             if config.audit is None
             else AuditLog(config.audit, config.audit_rotation, self.key)
         )
-        self.dead_letters.audit = self.audit
+        self.dead_letters = DeadLetters(
+            config.dead_letter, config.dead_letter_rotation, self.key, self.audit
+        )
         self.stop_signal: int | None = None
         self.stop_time: float | None = None
         self.stop_now = False
@@ -122,8 +113,7 @@ class Pipeline:
             )
             self.queues[name] = queue
             sink = SINK_KINDS[consumer.kind].create(consumer, config.base_dir)
-            if hasattr(sink, "key"):  # sinks that can seal what they write
-                sink.key = self.key
+            sink.key = self.key  # for the sinks that seal what they write
             self.workers.append(
                 ConsumerWorker(
                     sink,
@@ -413,7 +403,7 @@ class Pipeline:
         running = len(threads)
         try:
             # a quiet producer must not keep a run whose consumers have all gone: so the
-            # wait is cut into slices (a few wakeups a second, as DESIGN allows)
+            # wait is cut into slices (a few wakeups a second, no more)
             while running and not self._should_stop_reading():
                 items = handoff.take(wakeup, timeout=WAIT_SLICE_S)
                 if items is None:

@@ -4,7 +4,7 @@ The router puts parcels (a chunk of input's events for one consumer); the consum
 writer takes several at once. Events are counted `enqueued` when offered, so every event
 ends as delivered, dropped or dead-lettered.
 
-With `on_full: spill`, what memory has no room for goes to disk (spill.py), and once
+With `on_full: spill`, what memory has no room for goes to disk (storage/spill.py), and once
 anything is there every later parcel follows it, until the writer has read it all back
 into memory: so events leave in the order they came.
 """

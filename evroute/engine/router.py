@@ -1,4 +1,4 @@
-"""Filters, transforms and fan-out: a batch of lines in, a batch per consumer queue out."""
+"""Routing: a batch of lines in, parsed, matched and transformed; a parcel per consumer out."""
 
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 jmespath's parser reads the expression; codegen.py turns the tree into a Python function
 with the specification's semantics (runtime.py holds what that function calls). The
-router calls `Expression.test`; `search` gives the value; `explain` gives the value of
-every part of the expression, for `evroute explain`.
+router runs the filters of many routes at once as routing plans (`compile_plan`);
+`Expression.test` says whether one expression is truthy for an event, `search` gives
+its value, and `explain` the value of every part of it, for `evroute explain`.
 """
 
 from __future__ import annotations

@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from evroute import expr
 from evroute.config.checker import (
+    INVALID,
     Checker,
     KeptFile,
     Severity,
     describe,
     expand_environment,
     join,
+    json_value,
     read_kept_file,
     source_position,
 )
@@ -67,12 +69,9 @@ TOP_LEVEL_KEYS = (
     "audit",
     "encrypt",
 )
-TOP_LEVEL_LATER: dict[str, str] = {}
 QUEUE_KEYS = ("buffer", "buffer_bytes", "on_full", "spill_max_bytes", "retries")
-QUEUE_LATER: dict[str, str] = {}
 CONSUMER_KEYS = ("fields",)  # what every kind of consumer takes, besides its queue settings
 ROUTE_KEYS = ("name", "filter", "pattern", "transform", "to")
-ROUTE_LATER: dict[str, str] = {}
 TEST_KEYS = ("name", "event", "routes", "outputs")
 
 
@@ -87,7 +86,7 @@ def read_encrypt(
     fields = checker.mapping(node, "encrypt")
     if fields is None:
         return None
-    checker.known_keys(node, "encrypt", ENCRYPT_KEYS, {})
+    checker.known_keys(node, "encrypt", ENCRYPT_KEYS)
     given = [key for key in ENCRYPT_KEYS if key in fields]
     if len(given) != 1:
         problem = "has both key_env and key_file" if given else "is empty"
@@ -187,7 +186,7 @@ def build_config(
     top = checker.mapping(root, "")
     if top is None:
         return None
-    checker.known_keys(root, "", TOP_LEVEL_KEYS, TOP_LEVEL_LATER)
+    checker.known_keys(root, "", TOP_LEVEL_KEYS)
 
     if "version" not in top:
         checker.error(root, "version", "missing; add `version: 1` at the top of the config")
@@ -204,7 +203,7 @@ def build_config(
     if "defaults" in top:
         fields = checker.mapping(top["defaults"], "defaults")
         if fields is not None:
-            checker.known_keys(top["defaults"], "defaults", QUEUE_KEYS, QUEUE_LATER)
+            checker.known_keys(top["defaults"], "defaults", QUEUE_KEYS)
             defaults = read_queue_settings(checker, fields, "defaults", defaults)
 
     dead_letter, dead_letter_rotation = read_kept_file(
@@ -256,9 +255,7 @@ def build_config(
                 )
                 continue
             kind = SINK_KINDS[kinds[0]]
-            checker.known_keys(
-                node, path, (*kind.keys, *QUEUE_KEYS, *CONSUMER_KEYS), {**QUEUE_LATER, **kind.later}
-            )
+            checker.known_keys(node, path, (*kind.keys, *QUEUE_KEYS, *CONSUMER_KEYS))
             options = kind.parse_options(checker, fields, path, base_dir)
             queue = read_queue_settings(checker, fields, path, defaults)
             policy = None
@@ -273,10 +270,11 @@ def build_config(
         checker.error(top["consumers"], "consumers", "is empty; a config needs a consumer")
     if not has_encrypt:
         for name, consumer in consumers.items():
-            if getattr(consumer.options, "encrypt", False):
+            asking = SINK_KINDS[consumer.kind].needs_key(consumer.options)
+            if asking is not None:
                 checker.error(
-                    consumer_nodes[name].value["encrypt"],
-                    join(join("consumers", name), "encrypt"),
+                    consumer_nodes[name].value[asking],
+                    join(join("consumers", name), asking),
                     "needs a key: add a top-level encrypt: {key_env: NAME} or {key_file: PATH}",
                 )
     kept: list[KeptFile] = []
@@ -392,54 +390,53 @@ def check_shared_files(
     a literal file that the template could produce is a warning, since whether an
     event's values ever name it is up to the events."""
     writers: dict[Path, str] = {}
-    templates: dict[str, tuple[str, re.Pattern[str]]] = {}
-    archives: dict[Path, str] = {}
+    templates: dict[str, tuple[str, str, re.Pattern[str]]] = {}
+    folders: dict[Path, str] = {}
     for name, consumer in consumers.items():
-        if consumer.kind != "archive":
-            continue
-        folder = Path(os.path.normpath(base_dir / consumer.options.folder))
-        if folder in archives:
-            checker.error(
-                nodes[name].value["archive"],
-                join(join("consumers", name), "archive"),
-                f"consumer {archives[folder]!r} archives to this folder too; a replay would"
-                " give their events twice: give each archive its own folder",
-            )
-        archives.setdefault(folder, name)
-    for name, consumer in consumers.items():
-        target = getattr(consumer.options, "path", None)
-        if consumer.kind != "file" or target in (None, "-"):
-            continue
-        node = nodes[name].value["file"]
-        node_path = join(join("consumers", name), "file")
-        template = getattr(consumer.options, "template", None)
-        if template is not None:
-            # NUL cannot be in a config's string: it stands for the values
-            key = os.path.normpath(os.path.join(base_dir, template.pattern("\0")))
-            if key in templates:
-                checker.error(
-                    node,
-                    node_path,
-                    f"consumer {templates[key][0]!r} writes these files too (the same"
-                    " template); give each its own folder or template",
-                )
-                continue
-            regex = "[^/]+".join(re.escape(piece) for piece in key.split("\0"))
-            templates[key] = (name, re.compile(regex))
-            continue
-        path = Path(os.path.normpath(base_dir / target))
-        rotation: Rotation | None = getattr(consumer.options, "rotation", None)
-        for written in [path, *rotated_names(path, rotation)]:  # FILE.1... when it rotates
-            if written in writers:
-                what = "this file" if written == path else f"{written.name}, a rotated name of it,"
-                checker.error(
-                    node,
-                    node_path,
-                    f"consumer {writers[written]!r} writes {what} too; give each its own file"
-                    " (a rotating file also writes FILE.1, FILE.2...)",
-                )
-                break
-            writers[written] = name
+        for output in SINK_KINDS[consumer.kind].outputs(consumer.options):
+            node = nodes[name].value[output.key]
+            node_path = join(join("consumers", name), output.key)
+            if output.form == "folder":
+                folder = Path(os.path.normpath(base_dir / output.path))
+                if folder in folders:
+                    checker.error(
+                        node,
+                        node_path,
+                        f"consumer {folders[folder]!r} archives to this folder too; a replay"
+                        " would give their events twice: give each archive its own folder",
+                    )
+                folders.setdefault(folder, name)
+            elif output.template is not None:
+                # NUL cannot be in a config's string: it stands for the values
+                key = os.path.normpath(os.path.join(base_dir, output.template.pattern("\0")))
+                if key in templates:
+                    checker.error(
+                        node,
+                        node_path,
+                        f"consumer {templates[key][0]!r} writes these files too (the same"
+                        " template); give each its own folder or template",
+                    )
+                    continue
+                regex = "[^/]+".join(re.escape(piece) for piece in key.split("\0"))
+                templates[key] = (name, output.key, re.compile(regex))
+            else:
+                path = Path(os.path.normpath(base_dir / output.path))
+                # FILE.1... when it rotates
+                for written in [path, *rotated_names(path, output.rotation)]:
+                    if written in writers:
+                        what = (
+                            "this file"
+                            if written == path
+                            else f"{written.name}, a rotated name of it,"
+                        )
+                        checker.error(
+                            node,
+                            node_path,
+                            f"consumer {writers[written]!r} writes {what} too; give each its"
+                            " own file (a rotating file also writes FILE.1, FILE.2...)",
+                        )
+                        break
+                    writers[written] = name
     writer_names = {path: f"consumer {name!r}" for path, name in writers.items()}
     for key, kept_path, kept_node, kept_rotation, what_it_is in kept:
         path = Path(os.path.normpath(kept_path))
@@ -453,15 +450,15 @@ def check_shared_files(
                 )
                 break
             writer_names[written] = what_it_is  # compared with the templates below
-    for template_name, pattern in templates.values():
+    for template_name, template_key, pattern in templates.values():
         for path, writer in writer_names.items():
             if not pattern.fullmatch(str(path)):
                 continue
             whose = f"{writer} writes"
             shown = os.path.relpath(path, base_dir)
             checker.warning(
-                nodes[template_name].value["file"],
-                join(join("consumers", template_name), "file"),
+                nodes[template_name].value[template_key],
+                join(join("consumers", template_name), template_key),
                 f"an event's values could make this template name {shown!r}, which"
                 f" {whose}; keep them in separate folders",
             )
@@ -479,7 +476,7 @@ def read_route(
     fields = checker.mapping(node, path)
     if fields is None:
         return None
-    checker.known_keys(node, path, ROUTE_KEYS, ROUTE_LATER)
+    checker.known_keys(node, path, ROUTE_KEYS)
     name = checker.item_name(node, fields, path, "route")
     if name is not None:
         if name in seen:
@@ -575,7 +572,7 @@ def read_pattern(checker: Checker, node: Node, path: str) -> Pattern | None:
             return None
     elif node.is_mapping:
         value = json_value(checker, node, path)
-        if value is _INVALID:
+        if value is INVALID:
             return None
     else:
         checker.error(
@@ -649,7 +646,7 @@ def read_tests(
         fields = checker.mapping(case_node, path)
         if fields is None:
             continue
-        checker.known_keys(case_node, path, TEST_KEYS, {})
+        checker.known_keys(case_node, path, TEST_KEYS)
         ok = True
         name: str | None = None
         if "name" not in fields:
@@ -769,22 +766,3 @@ def read_test_outputs(
         else:
             ok = False
     return outputs if ok else None
-
-
-_INVALID = object()  # a value JSON cannot hold, already reported
-
-
-def json_value(checker: Checker, node: Node, path: str) -> Any:
-    """The plain value of `node`, or _INVALID after reporting what JSON cannot hold."""
-    if isinstance(node.value, dict):
-        mapping = {
-            key: json_value(checker, child, join(path, key)) for key, child in node.value.items()
-        }
-        return _INVALID if any(v is _INVALID for v in mapping.values()) else mapping
-    if isinstance(node.value, list):
-        items = [json_value(checker, child, join(path, i)) for i, child in enumerate(node.value)]
-        return _INVALID if any(item is _INVALID for item in items) else items
-    if isinstance(node.value, float) and not math.isfinite(node.value):
-        checker.error(node, path, f"{node.source or node.value} is not a JSON number")
-        return _INVALID
-    return node.value

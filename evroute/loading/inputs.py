@@ -1,25 +1,29 @@
-"""The `inputs:` section: the producers a run reads when no input is named, and what
-event `source` values each may publish."""
+"""The `inputs:` section: the producers a run reads when no input is named (each of a
+kind in the input registry, evroute.sources), and what event `source` values each may
+publish."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from evroute.config.checker import describe, join
 from evroute.config.model import ConsumerConfig, InputConfig
 from evroute.nats.options import subjects_overlap
-from evroute.processes import RestartPolicy, parse_argv, parse_restart
-from evroute.shaping.publish_policy import glob_files
 from evroute.sinks.nats import NatsSinkOptions
+from evroute.sources import INPUT_KINDS
+from evroute.sources.nats import NatsInputOptions
 
 if TYPE_CHECKING:
     from evroute.config.checker import Checker
     from evroute.config.yaml_loader import Node
 
-INPUT_KINDS = ("file", "stdin", "command", "nats")
-INPUT_KEYS = ("name", *INPUT_KINDS, "restart", "publish")
-INPUT_LATER: dict[str, str] = {}
+
+def input_keys() -> tuple[str, ...]:
+    """Every key an input may have: its name, its kind's keys, what it may publish."""
+    kinds = INPUT_KINDS.values()
+    extra = (key for kind in kinds for key in kind.keys if key not in INPUT_KINDS)
+    return ("name", *INPUT_KINDS, *dict.fromkeys(extra), "publish")
 
 
 def read_inputs(checker: Checker, node: Node, base_dir: Path) -> list[InputConfig]:
@@ -42,7 +46,7 @@ def read_inputs(checker: Checker, node: Node, base_dir: Path) -> list[InputConfi
             )
             continue
         names.add(producer.name)
-        if producer.kind == "stdin":
+        if INPUT_KINDS[producer.kind].reads_stdin:
             if stdin_path is not None:
                 checker.error(
                     item, path, f"stdin is read by {stdin_path} already; one input may read it"
@@ -54,83 +58,40 @@ def read_inputs(checker: Checker, node: Node, base_dir: Path) -> list[InputConfi
 
 
 def _read_input(checker: Checker, node: Node, path: str, base_dir: Path) -> InputConfig | None:
-
     fields = checker.mapping(node, path)
     if fields is None:
         return None
-    checker.known_keys(node, path, INPUT_KEYS, INPUT_LATER)
+    keys = input_keys()
+    checker.known_keys(node, path, keys)
     name = checker.item_name(node, fields, path, "input")
     kinds = [kind for kind in INPUT_KINDS if kind in fields]
-    if not kinds and any(kind in fields for kind in INPUT_LATER):
-        return None  # said by known_keys
     if len(kinds) != 1:
         problem = "has both " + " and ".join(kinds) if kinds else "has no kind"
         checker.error(
             node, path, f"{problem}; an input has exactly one of: {', '.join(INPUT_KINDS)}"
         )
         return None
-    kind = kinds[0]
+    kind = INPUT_KINDS[kinds[0]]
     ok = name is not None
-    pattern: str | None = None
-    argv: tuple[str, ...] | None = None
-    options: Any = None
-    restart = RestartPolicy()
-    if kind == "file":
-        pattern = checker.string(fields["file"], join(path, "file"))
-        ok = ok and pattern is not None
-        if pattern is not None and pattern != "-" and not glob_files(base_dir, pattern):
-            checker.warning(fields["file"], join(path, "file"), f"{pattern!r} matches no file now")
-        if pattern == "-":
+    for key in fields:
+        if key in keys[1:] and key not in (*kind.keys, "publish"):
+            owners = [other.name for other in INPUT_KINDS.values() if key in other.keys]
             checker.error(
-                fields["file"],
-                join(path, "file"),
-                "stdin is an input of its own: write stdin: true",
+                fields[key],
+                join(path, key),
+                f"applies only to {' and '.join(owners)} inputs; remove it",
             )
             ok = False
-    elif kind == "stdin":
-        if fields["stdin"].value is not True:
-            checker.error(
-                fields["stdin"],
-                join(path, "stdin"),
-                "expected true; remove the input to not read stdin",
-            )
-            ok = False
-    elif kind == "nats":
-        from evroute.sources.nats import parse_options
-
-        options = parse_options(checker, fields["nats"], join(path, "nats"), name or "", base_dir)
-        ok = ok and options is not None
-    else:
-        argv = parse_argv(checker, fields["command"], join(path, "command"))
-        ok = ok and argv is not None
-    if "restart" in fields:
-        if kind != "command":
-            checker.error(
-                fields["restart"],
-                join(path, "restart"),
-                "applies only to command inputs; remove it",
-            )
-            ok = False
-        else:
-            policy = parse_restart(checker, fields["restart"], join(path, "restart"))
-            ok = ok and policy is not None
-            restart = policy or restart
+    options = kind.parse_options(checker, fields, path, name or "", base_dir)
+    ok = ok and options is not None
     publish: tuple[str, ...] | None = None
     if "publish" in fields:
         publish = _read_publish(checker, fields["publish"], join(path, "publish"))
         ok = ok and publish is not None
-    if not ok or name is None:
+    if not ok or name is None or options is None:
         return None
     return InputConfig(
-        name,
-        kind,
-        pattern=pattern,
-        argv=argv,
-        restart=restart,
-        publish=publish,
-        options=options,
-        line=node.line,
-        column=node.column,
+        name, kind.name, options, publish=publish, line=node.line, column=node.column
     )
 
 
@@ -164,15 +125,16 @@ def check_nats_loops(
     reads (its events would come back without end), and of a consumer whose queue holds
     more events than a nats input lets out unacked (a stopped consumer would stall the
     input before its spill takes over)."""
-    readers = [i for i in inputs if i.kind == "nats" and i.options is not None]
+    readers = [i for i in inputs if isinstance(i.options, NatsInputOptions)]
     if not readers:
-        return  # and nothing of NATS is imported
+        return
 
     for name, consumer in consumers.items():
         options = consumer.options
         path = join("consumers", name)
         for reader in readers:
             read = reader.options
+            assert isinstance(read, NatsInputOptions)
             if consumer.queue.buffer >= read.max_ack_pending:
                 checker.warning(
                     consumer_nodes[name],

@@ -1,7 +1,7 @@
 """What NATS inputs and consumers share in a config: their connection options
 (servers, TLS, credentials), the stream they name, and what a subject may be.
 
-Light to import (checking any config reads it); connecting is evroute.natsclient's.
+Light to import (checking any config reads it); nats/client.py does the connecting.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from evroute.config.checker import join
+from evroute.config.json_schema import DURATION, STRING, Schema, integer, object_schema
 
 if TYPE_CHECKING:
     from evroute.config.checker import Checker
@@ -139,7 +140,7 @@ def _parse_tls(checker: Checker, node: Node, path: str, base_dir: Path) -> TlsFi
     fields = checker.mapping(node, path)
     if fields is None:
         return None
-    checker.known_keys(node, path, TLS_KEYS, {})
+    checker.known_keys(node, path, TLS_KEYS)
     files: dict[str, Path | None] = {}
     ok = True
     for key in TLS_KEYS:
@@ -182,7 +183,7 @@ def parse_stream(checker: Checker, node: Node, path: str) -> StreamSpec | None:
     fields = checker.mapping(node, path)
     if fields is None:
         return None
-    checker.known_keys(node, path, ("name", "subjects"), {})
+    checker.known_keys(node, path, ("name", "subjects"))
     if "name" not in fields:
         checker.error(node, join(path, "name"), "is missing")
         return None
@@ -267,3 +268,34 @@ def subjects_overlap(first: str, second: str) -> bool:
         if left != right and "*" not in (left, right):
             return False
     return True
+
+
+def nats_schema(keys: tuple[str, ...], defaults: dict[str, object], required: list[str]) -> Schema:
+    """A `nats:` mapping's JSON Schema: the connection, and what an input reads or a
+    consumer publishes (`keys`, out of all a nats mapping may hold)."""
+    server: Schema = {**STRING, "description": "nats://HOST:PORT or tls://HOST:PORT"}
+    file_path: Schema = {**STRING, "description": "a file, relative to the config"}
+    stream_spec = object_schema(
+        ("name", "subjects"),
+        {"name": STRING, "subjects": {"type": "array", "items": STRING, "minItems": 1}},
+    )
+    stream_spec["required"] = ["name", "subjects"]
+    shapes: dict[str, Schema] = {
+        "url": {"anyOf": [server, {"type": "array", "items": server, "minItems": 1}]},
+        "tls": object_schema(TLS_KEYS, dict.fromkeys(TLS_KEYS, file_path)),
+        "creds": {**file_path, "description": "a NATS credentials file"},
+        "user": STRING,
+        "password": {"type": "string"},
+        "stream": {
+            "anyOf": [STRING, stream_spec],
+            "description": "a stream that exists, or {name, subjects}: created when missing",
+        },
+        "subject": STRING,
+        "durable": {**STRING, "description": "instances with the same durable share the messages"},
+        "batch": integer(1),
+        "ack_wait": DURATION,
+        "max_ack_pending": integer(1),
+    }
+    schema = object_schema(keys, shapes, defaults)
+    schema["required"] = required
+    return schema

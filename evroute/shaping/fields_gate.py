@@ -146,7 +146,7 @@ def read_fields(checker: Checker, node: Node, path: str) -> FieldsPolicy | None:
     fields = checker.mapping(node, path)
     if fields is None:
         return None
-    checker.known_keys(node, path, FIELDS_MODES, {})
+    checker.known_keys(node, path, FIELDS_MODES)
     modes = [mode for mode in FIELDS_MODES if mode in fields]
     if len(modes) != 1:
         problem = "has both include and redact" if modes else "lists no paths"

@@ -1,4 +1,8 @@
-"""Applying a route's filter, pattern and transform to one event, as run and explain both do."""
+"""What run and explain share when they match an event, so that both decide alike.
+
+A transform's result encoded as JSON (an ExpressionError when it cannot be), and the
+dead letter's detail when matching a pattern fails on an event.
+"""
 
 from __future__ import annotations
 

@@ -8,10 +8,8 @@ input no producer matches, may publish nothing.
 from __future__ import annotations
 
 import fnmatch
-import glob
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 from evroute.config.model import Config, InputConfig
@@ -95,13 +93,14 @@ class PublishPolicies:
 
     def _producer_of(self, identity: tuple[int, int] | None) -> InputConfig | None:
         if identity is None:
-            return next((p for p in self.config.inputs if p.kind == "stdin"), None)
+            base_dir = self.config.base_dir
+            return next((p for p in self.config.inputs if "-" in p.options.reads(base_dir)), None)
         # by the file itself, not its name: `link/../x` or a symlinked folder must get
         # the policy of the file they open, whatever their text looks like
         for producer in self.config.inputs:
-            if producer.kind != "file" or producer.pattern is None:
-                continue
-            for match in glob_files(self.config.base_dir, producer.pattern):
+            for match in producer.options.reads(self.config.base_dir):
+                if match == "-":
+                    continue
                 try:
                     info = os.stat(match)
                 except OSError:
@@ -109,9 +108,3 @@ class PublishPolicies:
                 if (info.st_dev, info.st_ino) == identity:
                     return producer
         return None
-
-
-def glob_files(base_dir: Path, pattern: str) -> list[str]:
-    """The paths a producer's glob names, relative to the config's folder (whose own
-    name may hold glob characters: they are taken literally), sorted."""
-    return sorted(glob.glob(os.path.join(glob.escape(str(base_dir)), pattern), recursive=True))

@@ -1,13 +1,14 @@
-"""Templated file paths: `out/{source}/{"detail-type"}.jsonl`.
+"""Templated file paths and NATS subjects: `out/{source}/{"detail-type"}.jsonl`.
 
 Each `{expr}` is a JMESPath expression over the event; `{{` and `}}` are literal braces.
-A value is made safe for a file name before it joins the path, so that no event can
-write outside the folder the template's literal parts name (DESIGN.md, Config):
-strings as they are, numbers and booleans as JSON, null as `_`, objects and arrays as
-compact JSON; then `/`, `\\`, NUL and control characters become `_`, a value of `.` or
-`..` becomes `_`, and it is cut to 200 bytes. A folder or file name made of values
-and literal text that still ends up empty, `.` or `..` becomes `_` too, since `{a}{b}`
-or `x/{a}/y` could otherwise join into one.
+In a path, a value is made safe for a file name before it joins the path, so that no
+event can write outside the folder the template's literal parts name: strings as they
+are, numbers and booleans as JSON, null as `_`, objects and arrays as compact JSON;
+then `/`, `\\`, NUL and control characters become `_`, a value of `.` or `..` becomes
+`_`, and it is cut to 200 bytes. A folder or file name made of values and literal text
+that still ends up empty, `.` or `..` becomes `_` too, since `{a}{b}` or `x/{a}/y`
+could otherwise join into one. In a subject, each value is made one token: white
+space, `.`, `*`, `>` and control characters become `_`, and null is `_`.
 """
 
 from __future__ import annotations

@@ -18,14 +18,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evroute.config.checker import join
-from evroute.processes import backoff_delay
+from evroute.config.json_schema import (
+    ROTATION_VALUES,
+    STRING,
+    Schema,
+    dataclass_defaults,
+    object_schema,
+)
 from evroute.sinks.base import (
-    RETRY_BACKOFF_S,
-    RETRY_MAX_BACKOFF_S,
     EventFailure,
+    Output,
     Sink,
     SinkFailed,
     SinkKind,
+    attempts_note,
+    backoff_or_give_up,
 )
 from evroute.storage.archive_format import (
     GZIP_WBITS,
@@ -173,11 +180,9 @@ class ArchiveSink(Sink):
             except _WriteFailed as failed:
                 done, error, verb = failed.done, failed.error, failed.verb
             attempts += 1
-            delay = backoff_delay(attempts, RETRY_BACKOFF_S, RETRY_MAX_BACKOFF_S)
-            if attempts > self.config.queue.retries or self._stop.wait(delay):
-                reason = "shutdown" if self._stop.is_set() else "delivery_failed"
-                detail = f"cannot {verb} {self.folder}: {error.strerror}"
-                detail += f" ({attempts} attempt{'s' if attempts > 1 else ''})"
+            reason = backoff_or_give_up(attempts, self.config.queue.retries, self._stop)
+            if reason is not None:
+                detail = f"cannot {verb} {self.folder}: {error.strerror}{attempts_note(attempts)}"
                 return [(index, reason, detail) for index in range(done, len(payloads))]
 
     def _write_lines(self, lines: list[bytes], times: list[datetime], start: int) -> int:
@@ -297,10 +302,29 @@ def create(config: ConsumerConfig, base_dir: Path) -> Sink:
     return ArchiveSink(config, base_dir)
 
 
+def schema() -> Schema:
+    values: dict[str, Schema] = {
+        "archive": {**STRING, "description": "the archive's folder, relative to the config"},
+        "rotate_bytes": ROTATION_VALUES["rotate_bytes"],
+    }
+    return object_schema(KIND.keys, values, dataclass_defaults(ArchiveOptions))
+
+
+def draw(options: ArchiveOptions) -> tuple[str, str]:
+    return "archive", options.folder
+
+
+def outputs(options: ArchiveOptions) -> tuple[Output, ...]:
+    return (Output("archive", options.folder, "folder"),)
+
+
 KIND = SinkKind(
     name="archive",
+    description="compressed segments with a time index, for replay --archive",
     keys=("archive", "rotate_bytes"),
-    later={},
     parse_options=parse_options,
     create=create,
+    schema=schema,
+    draw=draw,
+    outputs=outputs,
 )

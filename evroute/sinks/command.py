@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evroute.config.checker import join
-from evroute.processes import RestartPolicy, parse_argv, parse_restart
+from evroute.config.json_schema import (
+    BOOLEAN,
+    DURATION,
+    Schema,
+    choice,
+    dataclass_defaults,
+    integer,
+    object_schema,
+)
+from evroute.processes import ARGV, RestartPolicy, parse_argv, parse_restart, restart_schema
 from evroute.sinks.base import Sink, SinkKind
 from evroute.sinks.long_running import LongRunningSink
 from evroute.sinks.per_event import PerEventSink
@@ -40,13 +50,7 @@ def parse_options(
 ) -> CommandOptions | None:
 
     argv = parse_argv(checker, fields["command"], join(path, "command"))
-    per_event = False
-    if "per_event" in fields:
-        node = fields["per_event"]
-        if isinstance(node.value, bool):
-            per_event = node.value
-        else:
-            checker.error(node, join(path, "per_event"), "expected true or false")
+    per_event = checker.boolean(fields, "per_event", path)
     wrong = PER_EVENT_KEYS if not per_event else LONG_RUNNING_KEYS
     for key in wrong:
         if key in fields:
@@ -94,10 +98,36 @@ def create(config: ConsumerConfig, base_dir: Path) -> Sink:
     return LongRunningSink(config, base_dir)
 
 
+def schema() -> Schema:
+    values: dict[str, Schema] = {
+        "command": ARGV,
+        "per_event": BOOLEAN,
+        "restart": restart_schema(),
+        "ack": choice(ACK_MODES),
+        "concurrency": integer(1),
+        "key": {"type": ["string", "null"], "minLength": 1, "description": "a JMESPath expression"},
+        "timeout": DURATION,
+    }
+    defaults = dataclass_defaults(CommandOptions)
+    defaults.pop("key", None)  # None is no default a config can write
+    schema = object_schema(KIND.keys, values, defaults)
+    # each kind of command has its own keys (per_event: true, or not)
+    schema["if"] = {"properties": {"per_event": {"const": True}}, "required": ["per_event"]}
+    schema["then"] = {"not": {"anyOf": [{"required": [k]} for k in LONG_RUNNING_KEYS]}}
+    schema["else"] = {"not": {"anyOf": [{"required": [k]} for k in PER_EVENT_KEYS]}}
+    return schema
+
+
+def draw(options: CommandOptions) -> tuple[str, str]:
+    return "per-event command" if options.per_event else "command", shlex.join(options.argv)
+
+
 KIND = SinkKind(
     name="command",
+    description="a long-running process fed on its stdin, or one process per event",
     keys=("command", "per_event", *LONG_RUNNING_KEYS, *PER_EVENT_KEYS),
-    later={},
     parse_options=parse_options,
     create=create,
+    schema=schema,
+    draw=draw,
 )

@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evroute.config.checker import join, read_rotation, source_position
+from evroute.config.json_schema import (
+    BOOLEAN,
+    ROTATION_VALUES,
+    STRING,
+    Schema,
+    choice,
+    dataclass_defaults,
+    integer,
+    object_schema,
+)
 from evroute.config.model import Rotation
-from evroute.processes import backoff_delay
 from evroute.shaping.templates import (
     PathTemplate,
     TemplateError,
@@ -26,13 +35,14 @@ from evroute.shaping.templates import (
 )
 from evroute.shaping.templates import parse as parse_template
 from evroute.sinks.base import (
-    RETRY_BACKOFF_S,
-    RETRY_MAX_BACKOFF_S,
     EventFailure,
+    Output,
     Sink,
     SinkEnded,
     SinkFailed,
     SinkKind,
+    attempts_note,
+    backoff_or_give_up,
     join_lines,
 )
 from evroute.storage.crypto import Key
@@ -76,13 +86,7 @@ def parse_options(
         node = fields["max_open_files"]
         max_open_files = checker.integer(node, join(path, "max_open_files"), 1) or max_open_files
     rotation = read_rotation(checker, fields, path)
-    encrypt = False
-    if "encrypt" in fields:
-        node = fields["encrypt"]
-        if isinstance(node.value, bool):
-            encrypt = node.value
-        else:
-            checker.error(node, join(path, "encrypt"), "expected true or false")
+    encrypt = checker.boolean(fields, "encrypt", path)
     if target is None:
         return None
     if encrypt and target == STDOUT:
@@ -241,11 +245,10 @@ class FileSink(Sink):
             except OSError as error_opening:  # rotating: renaming, or opening the new file
                 error = error_opening
             attempts += 1
-            delay = backoff_delay(attempts, RETRY_BACKOFF_S, RETRY_MAX_BACKOFF_S)
-            if attempts > self.config.queue.retries or self._stop.wait(delay):
-                reason = "shutdown" if self._stop.is_set() else "delivery_failed"
+            reason = backoff_or_give_up(attempts, self.config.queue.retries, self._stop)
+            if reason is not None:
                 detail = f"cannot write {self.options.path}: {error.strerror}"
-                detail += f" ({attempts} attempt{'s' if attempts > 1 else ''})"
+                detail += attempts_note(attempts)
                 return [(index, reason, detail) for index in range(done, len(payloads))]
 
     @staticmethod
@@ -288,9 +291,8 @@ class FileSink(Sink):
             if not retry:
                 return failures
             attempts += 1
-            delay = backoff_delay(attempts, RETRY_BACKOFF_S, RETRY_MAX_BACKOFF_S)
-            if attempts > self.config.queue.retries or self._stop.wait(delay):
-                reason = "shutdown" if self._stop.is_set() else "delivery_failed"
+            reason = backoff_or_give_up(attempts, self.config.queue.retries, self._stop)
+            if reason is not None:
                 for share in retry:
                     failures.extend(self._give_up(share, reason, attempts))
                 return failures
@@ -299,8 +301,7 @@ class FileSink(Sink):
     @staticmethod
     def _give_up(share: _Share, reason: str, attempts: int) -> list[EventFailure]:
         strerror = share.error.strerror if share.error is not None else "unknown error"
-        detail = f"cannot {share.verb} {share.path}: {strerror}"
-        detail += f" ({attempts} attempt{'s' if attempts > 1 else ''})"
+        detail = f"cannot {share.verb} {share.path}: {strerror}" + attempts_note(attempts)
         return [(index, reason, detail) for index in share.indexes[share.done :]]
 
     def _write_share(self, share: _Share, payloads: list[bytes]) -> bool:
@@ -393,10 +394,47 @@ def create(config: ConsumerConfig, base_dir: Path) -> Sink:
     return FileSink(config, base_dir)
 
 
+def schema() -> Schema:
+    values: dict[str, Schema] = {
+        "file": {
+            **STRING,
+            "description": 'a path relative to the config; "-" is stdout; {JMESPath} templates',
+        },
+        "mode": choice(("append", "overwrite")),
+        "max_open_files": integer(1),
+        **ROTATION_VALUES,
+        "encrypt": {
+            **BOOLEAN,
+            "description": "seal the file with the key of the top-level encrypt:",
+        },
+    }
+    return object_schema(KIND.keys, values, dataclass_defaults(FileOptions))
+
+
+def draw(options: FileOptions) -> tuple[str, str]:
+    return "file", "stdout" if options.path == "-" else options.path
+
+
+def outputs(options: FileOptions) -> tuple[Output, ...]:
+    if options.path == "-":
+        return ()
+    if options.template is not None:
+        return (Output("file", options.path, "template", template=options.template),)
+    return (Output("file", options.path, "file", rotation=options.rotation),)
+
+
+def needs_key(options: FileOptions) -> str | None:
+    return "encrypt" if options.encrypt else None
+
+
 KIND = SinkKind(
     name="file",
+    description="append or overwrite a file, or stdout",
     keys=("file", "mode", "max_open_files", "rotate_bytes", "rotate_keep", "encrypt"),
-    later={},
     parse_options=parse_options,
     create=create,
+    schema=schema,
+    draw=draw,
+    outputs=outputs,
+    needs_key=needs_key,
 )

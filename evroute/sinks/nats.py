@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evroute.config.checker import join, source_position
+from evroute.config.json_schema import Schema, object_schema
 from evroute.nats.options import (
     CONNECTION_KEYS,
     NatsConnection,
     StreamSpec,
+    nats_schema,
     parse_connection,
     parse_stream,
     subject_problem,
@@ -49,7 +51,7 @@ def parse_options(
     mapping = checker.mapping(node, path)
     if mapping is None:
         return None
-    checker.known_keys(node, path, NATS_CONSUMER_KEYS, {})
+    checker.known_keys(node, path, NATS_CONSUMER_KEYS)
     connection = parse_connection(checker, node, mapping, path, base_dir)
     ok = connection is not None
     stream = None
@@ -106,10 +108,26 @@ def create(config: ConsumerConfig, base_dir: Path) -> Sink:
     return NatsSink(config, base_dir)
 
 
+def schema() -> Schema:
+    values: dict[str, Schema] = {
+        "nats": {
+            **nats_schema(NATS_CONSUMER_KEYS, {}, ["url", "subject"]),
+            "description": "publish each event to NATS JetStream",
+        }
+    }
+    return object_schema(KIND.keys, values)
+
+
+def draw(options: NatsSinkOptions) -> tuple[str, str]:
+    return "nats", options.subject
+
+
 KIND = SinkKind(
     name="nats",
+    description="publish each event to NATS JetStream",
     keys=("nats",),
-    later={},
     parse_options=parse_options,
     create=create,
+    schema=schema,
+    draw=draw,
 )

@@ -20,14 +20,13 @@ import orjson
 
 from evroute.nats.client import CONNECT_TIMEOUT_S, LoopThread, connect, ensure_stream
 from evroute.nats.options import NatsProblem
-from evroute.processes import backoff_delay
 from evroute.shaping.templates import TemplateError, read_payload, render_subject
 from evroute.sinks.base import (
-    RETRY_BACKOFF_S,
-    RETRY_MAX_BACKOFF_S,
     EventFailure,
     Sink,
     SinkFailed,
+    attempts_note,
+    backoff_or_give_up,
 )
 
 if TYPE_CHECKING:
@@ -139,11 +138,9 @@ class NatsSink(Sink):
                 break
             attempts += 1
             last_error = next(error for error in errors if error)
-            delay = backoff_delay(attempts, RETRY_BACKOFF_S, RETRY_MAX_BACKOFF_S)
-            if attempts > self.config.queue.retries or self._stop.wait(delay):
-                reason = "shutdown" if self._stop.is_set() else "delivery_failed"
-                detail = f"cannot publish to NATS: {last_error}"
-                detail += f" ({attempts} attempt{'s' if attempts > 1 else ''})"
+            reason = backoff_or_give_up(attempts, self.config.queue.retries, self._stop)
+            if reason is not None:
+                detail = f"cannot publish to NATS: {last_error}{attempts_note(attempts)}"
                 failures.extend((index, reason, detail) for index, _, _, _ in failed)
                 break
             pending = failed

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from evroute.core.json_codec import parse_event
+from evroute.core.wording import plural
 from evroute.processes import (
     LINGER_S,
     NEW_GROUP,
@@ -45,8 +46,8 @@ if TYPE_CHECKING:
     from evroute.config.model import ConsumerConfig
     from evroute.sinks.command import CommandOptions
 
-# Backoff between attempts at one event (DESIGN.md: 0.5s..30s with jitter); module
-# constants so that tests can make them short.
+# Backoff between attempts at one event: from 0.5s, doubling up to 30s, with jitter;
+# module constants so that tests can make them short.
 BACKOFF_START_S = RETRY_BACKOFF_S
 BACKOFF_MAX_S = RETRY_MAX_BACKOFF_S
 # How much of a command's stderr a dead letter keeps: its end, where the error usually is.
@@ -135,7 +136,7 @@ class PerEventSink(Sink):
             if self._stopping.is_set():
                 return "shutdown", f"{SHUTDOWN_DETAIL}: {attempt.outcome}"
             if attempt.lasting or attempts > self.retries:
-                detail = f"{attempt.outcome} after {plural(attempts, 'attempt')}"
+                detail = f"{attempt.outcome} after {plural(attempts, 'attempt', grouped=False)}"
                 if attempt.stderr_tail:
                     detail += f"; stderr: {attempt.stderr_tail}"
                 return "delivery_failed", detail
@@ -354,7 +355,3 @@ def pidfd(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):
         return None
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"

@@ -15,8 +15,9 @@ from typing import BinaryIO
 
 from evroute.config.model import Config
 from evroute.core.lines import RAW_LIMIT, LineBatch, LineSplitter, OversizeLine
+from evroute.core.wording import plural
 from evroute.errors import EvrouteError, InputError
-from evroute.sources.base import CHUNK_BYTES, Source
+from evroute.sources.base import CHUNK_BYTES, RawFileSource, Source
 from evroute.storage.archive_format import (
     EVENT_START,
     LINE_HEAD,
@@ -125,7 +126,7 @@ class ArchiveSplitter(LineSplitter):
         return moment
 
 
-class SegmentSource(Source):
+class SegmentSource(RawFileSource):
     """One segment: its gzip stream (unsealed record by record when sealed) decompressed
     in chunks; `position` follows the file's bytes, for the progress bar."""
 
@@ -138,10 +139,8 @@ class SegmentSource(Source):
         warn: Callable[[str], None],
         closed: bool = False,
     ) -> None:
-        super().__init__(name, Path(name))
+        super().__init__(name, Path(name), raw)
         self.closed = closed  # the index lists it: it must be whole
-        self.raw: BinaryIO | None = raw
-        self.size = os.fstat(raw.fileno()).st_size
         self.window = window
         self.key = key  # for a sealed segment, else None
         self.warn = warn
@@ -228,21 +227,13 @@ class SegmentSource(Source):
         if self.closed:
             raise InputError(
                 f"{self.name}: ends early, but index.jsonl lists it as closed by its run:"
-                f" the file was cut or changed; the {events:,} whole"
-                f" event{'' if events == 1 else 's'} before that were replayed"
+                f" the file was cut or changed; the {plural(events, 'whole event')} before"
+                " that were replayed"
             )
         self.warn(
             f"{self.name}: ends early (its run stopped before closing it): read the"
-            f" {events:,} whole event{'' if events == 1 else 's'} it holds"
+            f" {plural(events, 'whole event')} it holds"
         )
-
-    def identity(self) -> tuple[int, int] | None:
-        return self._identity_of(self.raw.fileno()) if self.raw is not None else None
-
-    def close(self) -> None:
-        if self.raw is not None:
-            self.raw.close()
-        self.raw = None
 
 
 def archive_opener(

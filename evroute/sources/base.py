@@ -1,4 +1,9 @@
-"""Input sources: each yields chunks of bytes; stdin waits in the kernel, never polls."""
+"""Input sources, each yielding chunks of bytes, and what every input kind provides.
+
+Stdin and pipes are waited on in the kernel, never polled. An InputKind holds what the
+rest of evroute needs to know of a kind: its keys and options parser, how its sources
+are opened, its JSON schema, how graph draws it, whether it reads stdin.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ import select
 import stat
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from evroute.core.lines import LineBatch, LineSplitter
 from evroute.errors import InputError
@@ -17,6 +23,10 @@ from evroute.shaping.publish_policy import PublishPolicy
 from evroute.storage.fileio import printable
 
 if TYPE_CHECKING:
+    from evroute.config.checker import Checker
+    from evroute.config.json_schema import Schema
+    from evroute.config.model import Config, InputConfig, InputOptions
+    from evroute.config.yaml_loader import Node
     from evroute.core.receipt import Receipt
     from evroute.core.stats import InputStats
 
@@ -122,11 +132,42 @@ class FdSource(Source):
         self.fd = None
 
 
-class GzipSource(Source):
+class RawFileSource(Source):
+    """A regular file read through a file object of its own (`raw`), decoded as it is read
+    (gzip, an archive segment); `position` follows the file's bytes."""
+
     def __init__(self, name: str, path: Path, raw: BinaryIO) -> None:
         super().__init__(name, path)
         self.raw: BinaryIO | None = raw
         self.size = os.fstat(raw.fileno()).st_size
+
+    def identity(self) -> tuple[int, int] | None:
+        return self._identity_of(self.raw.fileno()) if self.raw is not None else None
+
+    def close(self) -> None:
+        if self.raw is not None:
+            self.raw.close()
+        self.raw = None
+
+
+class WrappingSource(Source):
+    """Another source (`file`) read in a way of its own (unsealed, as dead letters): it
+    goes by the file's name, size and identity, and closing it closes the file."""
+
+    def __init__(self, file: Source) -> None:
+        super().__init__(file.name, file.path)
+        self.file = file
+        self.size = file.size
+
+    def identity(self) -> tuple[int, int] | None:
+        return self.file.identity()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class GzipSource(RawFileSource):
+    """A `.gz` file, decompressed as it is read."""
 
     def chunks(self, wakeup_fd: int | None) -> Iterator[bytes]:
         assert self.raw is not None
@@ -140,14 +181,6 @@ class GzipSource(Source):
                 return
             self.position = self.raw.tell()
             yield chunk
-
-    def identity(self) -> tuple[int, int] | None:
-        return self._identity_of(self.raw.fileno()) if self.raw is not None else None
-
-    def close(self) -> None:
-        if self.raw is not None:
-            self.raw.close()
-        self.raw = None
 
 
 def _open(name: str, base: Path | None) -> Source:
@@ -183,3 +216,20 @@ def open_sources(names: list[str], base: Path | None = None) -> list[Source]:
             source.close()
         raise InputError("; ".join(problems))
     return sources
+
+
+@dataclass(frozen=True)
+class InputKind:
+    """An input kind as `inputs:` names it, and all the rest of evroute needs to know of
+    it: adding a kind is writing its module and registering it in sources/__init__.py."""
+
+    name: str
+    description: str  # what it reads, in a few words
+    keys: tuple[str, ...]  # its own keys, its name first; besides `name` and `publish`
+    # (checker, the input's fields, its config path, its name, the config's folder)
+    parse_options: Callable[[Checker, dict[str, Node], str, str, Path], InputOptions | None]
+    # the sources a producer of this kind reads (its files opened); InputError if none
+    open: Callable[[InputConfig, Config, Callable[[str], None]], list[Source]]
+    schema: Callable[[], dict[str, Schema]]  # the JSON Schema of each of its keys' values
+    draw: Callable[[Any], str]  # what it reads, as graph shows it: "file in/*.jsonl"
+    reads_stdin: bool = False  # one input of a config may read stdin

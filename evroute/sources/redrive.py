@@ -18,13 +18,14 @@ from typing import Any
 from evroute.core.json_codec import Malformed, encode, parse_event
 from evroute.core.json_types import json_type
 from evroute.core.lines import RAW_LIMIT, LineBatch, LineSplitter, OversizeLine
+from evroute.core.wording import plural
 from evroute.errors import InputError
 from evroute.expr import ExpressionError
-from evroute.sources.base import Source, open_sources
+from evroute.sources.base import Source, WrappingSource, open_sources
 from evroute.sources.sealed import unseal
 from evroute.storage.crypto import Key
 
-# The reasons DESIGN.md names for dead letters.
+# Every reason a dead letter may give (the README lists what each means).
 REASONS = (
     "malformed",
     "filter_error",
@@ -154,13 +155,11 @@ def no_event_message(name: str, counts: Counter[str]) -> str:
     )
 
 
-class DeadLetterSource(Source):
+class DeadLetterSource(WrappingSource):
     """A dead letter file (`.gz` too), read through its own kind of splitter."""
 
     def __init__(self, file: Source, selection: Selection, warn: Callable[[str], None]) -> None:
-        super().__init__(file.name, file.path)
-        self.file = file
-        self.size = file.size
+        super().__init__(file)
         self.selection = selection
         self.warn = warn
 
@@ -176,18 +175,12 @@ class DeadLetterSource(Source):
         if without_event:
             self.warn(no_event_message(self.name, without_event))
         if denied:
-            letters = "letter" if denied == 1 else "letters"
             self.warn(
-                f"{self.name}: {denied:,} dead {letters} of denied events not replayed: under"
-                " the config's publish policy an event goes through only from a producer"
-                " that may publish it; run its input again once its publish list allows it"
+                f"{self.name}: {plural(denied, 'dead letter')} of denied events not replayed:"
+                " under the config's publish policy an event goes through only from a"
+                " producer that may publish it; run its input again once its publish list"
+                " allows it"
             )
-
-    def identity(self) -> tuple[int, int] | None:
-        return self.file.identity()
-
-    def close(self) -> None:
-        self.file.close()
 
 
 def dead_letter_opener(

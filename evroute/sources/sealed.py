@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from evroute.core.lines import LineSplitter
 from evroute.errors import InputError
-from evroute.sources.base import FdSource, Source
+from evroute.sources.base import FdSource, Source, WrappingSource
 from evroute.storage.crypto import MAGIC, Key, RecordReader, Tampered, sealed
 
 
@@ -21,15 +21,15 @@ def is_sealed(source: Source) -> bool:
         return False
 
 
-class SealedSource(Source):
+class SealedSource(WrappingSource):
     """The plain text of a sealed file, record by record. A record that fails
     authentication ends the input with an InputError; the records before it are read."""
 
+    file: FdSource
+
     def __init__(self, file: FdSource, key: Key) -> None:
-        super().__init__(file.name, file.path)
-        self.file = file
+        super().__init__(file)
         self.key = key
-        self.size = file.size
 
     def chunks(self, wakeup_fd: int | None) -> Iterator[bytes]:
         assert self.file.fd is not None
@@ -49,12 +49,6 @@ class SealedSource(Source):
 
     def line_splitter(self, max_event_bytes: int) -> LineSplitter:
         return self.file.line_splitter(max_event_bytes)
-
-    def identity(self) -> tuple[int, int] | None:
-        return self.file.identity()
-
-    def close(self) -> None:
-        self.file.close()
 
 
 def unseal(sources: list[Source], key: Key | None, where: str) -> list[Source]:

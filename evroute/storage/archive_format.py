@@ -2,7 +2,7 @@
 segments a replay window needs.
 
 A segment is a gzip stream of lines `{"archived":"<UTC, ms>","event":<the event's bytes>}`,
-optionally sealed record by record (evroute/crypto.py). Its name carries its start time,
+optionally sealed record by record (storage/crypto.py). Its name carries its start time,
 the writer's pid and a counter, so that runs never share a file; `index.jsonl` gets one
 line per closed segment with the range of its events' times.
 """

@@ -14,6 +14,7 @@ import itertools
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -24,7 +25,6 @@ from evroute.core.parcel import Letter
 from evroute.errors import EvrouteError
 from evroute.storage.archive_format import read_event
 from evroute.storage.crypto import Key, read_lines
-from evroute.storage.dead_letters import utc_now
 from evroute.storage.fileio import PartialWrite, RotatingFile, open_private, printable
 
 if TYPE_CHECKING:
@@ -59,6 +59,11 @@ def id_json(data: bytes, parsed: bool = True) -> bytes:
 # (input, line, the event's bytes as it came, whether it parsed, route, its id as JSON
 # when known already)
 Entry: TypeAlias = tuple[str | None, int | None, bytes, bool, str | None, bytes | None]
+
+
+def utc_now() -> str:
+    """Now, as dead letters and the audit log write times: RFC 3339, in milliseconds, UTC."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class AuditLog:

@@ -6,20 +6,16 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import orjson
 
 from evroute.config.model import Rotation
 from evroute.core.lines import RAW_LIMIT
 from evroute.core.parcel import Letter
+from evroute.storage.audit_log import AuditLog, utc_now
 from evroute.storage.crypto import Key
 from evroute.storage.fileio import PartialWrite, RotatingFile, open_private, refuse_plain
-
-if TYPE_CHECKING:
-    from evroute.storage.audit_log import AuditLog
 
 
 def check_kept_file(path: Path, key: Key | None) -> None:
@@ -41,10 +37,6 @@ def check_kept_file(path: Path, key: Key | None) -> None:
         raise PermissionError(13, "Permission denied", str(path))
 
 
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def raw_text(line: bytes) -> str:
     """The line as text for `raw`: invalid UTF-8 escaped with backslashes, cut to 4 KiB."""
     return line[:RAW_LIMIT].decode("utf-8", errors="backslashreplace")
@@ -59,12 +51,16 @@ class DeadLetters:
     """Thread-safe writer; without a path, dead letters are only counted."""
 
     def __init__(
-        self, path: Path | None, rotation: Rotation | None = None, key: Key | None = None
+        self,
+        path: Path | None,
+        rotation: Rotation | None = None,
+        key: Key | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.path = path
-        self.key = key  # with a key, the file is sealed (evroute.crypto)
+        self.key = key  # with a key, the file is sealed (storage/crypto.py)
         self.counts: Counter[str] = Counter()
-        self.audit: AuditLog | None = None  # told what became of each event lettered
+        self.audit = audit  # told what became of each event lettered
         self._lock = threading.Lock()
         self._file = (
             None

@@ -164,7 +164,7 @@ class RotatingFile:
         self._open = opener
         self._fd: int | None = None
         self._size = 0
-        # with a key, each write is one sealed record (see evroute.crypto)
+        # with a key, each write is one sealed record (see storage/crypto.py)
         self._sealed = None if key is None else SealedWriter(key)
 
     @property

@@ -1,14 +1,14 @@
 """A consumer's backlog on disk: append-only segment files in a private folder.
 
-The queue (buffer.py) appends parcels when its memory is full and reads them back in
-the order they were written. Each parcel is one record:
+The consumer's queue (engine/queues.py) appends parcels when its memory is full and
+reads them back in the order they were written. Each parcel is one record:
 
     header: body bytes (u64), metadata bytes (u32), input-name bytes (u32), little-endian
     body:   metadata (orjson: routes, first, positions, route, payload lengths,
             original lengths or null), the input name (UTF-8, surrogates kept), the
             payloads, then the originals, back to back
 
-With a key (the config's `encrypt:`), each segment file is sealed as evroute.crypto
+With a key (the config's `encrypt:`), each segment file is sealed as storage/crypto.py
 says: a header of its own, and each record sealed on its way out, opened on its way
 back; a record that fails authentication loses its segment, as an unreadable one does.
 

@@ -1,7 +1,7 @@
 """A config's topology: inputs -> routes -> consumers, and where unmatched events go.
 
 `topology()` reads it from a Config; `to_mermaid()` and `to_dot()` write it as text for
-those tools (render.py draws it as a Rich tree). Route names are restricted, but filter
+those tools (ui/render.py draws it as a Rich tree). Route names are restricted, but filter
 texts, file paths and commands may hold anything: every label is escaped for the format
 it goes into, and node ids are generated, never taken from the config. A route with an
 event pattern shows the pattern as compact JSON.
@@ -10,11 +10,12 @@ event pattern shows the pattern as compact JSON.
 from __future__ import annotations
 
 import json
-import shlex
 from dataclasses import dataclass
 from typing import Any
 
 from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP, Config, InputConfig
+from evroute.sinks import SINK_KINDS
+from evroute.sources import INPUT_KINDS
 
 # Without an `inputs:` section, events come from the INPUT files that `run` and
 # `replay` are given, else from stdin.
@@ -23,16 +24,7 @@ INPUT_LABEL = "stdin / INPUT files"
 
 def input_label(producer: InputConfig) -> str:
     """A producer as the graph shows it: its name, what it reads, what it may publish."""
-    if producer.kind == "file":
-        what = f"file {producer.pattern}"
-    elif producer.kind == "stdin":
-        what = "stdin"
-    elif producer.kind == "nats":
-        from evroute.sources.nats import describe_options
-
-        what = describe_options(producer.options)
-    else:
-        what = "command " + shlex.join(producer.argv or ())
+    what = INPUT_KINDS[producer.kind].draw(producer.options)
     if producer.publish is not None:
         what += f" (publish: {', '.join(producer.publish) or 'nothing'})"
     return f"{producer.name}: {what}"
@@ -88,18 +80,8 @@ class Topology:
 
 
 def consumer_node(name: str, kind: str, options: object) -> ConsumerNode:
-    if kind == "file":
-        path = str(getattr(options, "path", ""))
-        return ConsumerNode(name, "file", "stdout" if path == "-" else path)
-    if kind == "command":
-        argv = tuple(getattr(options, "argv", ()))
-        per_event = bool(getattr(options, "per_event", False))
-        return ConsumerNode(name, "per-event command" if per_event else "command", shlex.join(argv))
-    if kind == "archive":
-        return ConsumerNode(name, "archive", str(getattr(options, "folder", "")))
-    if kind == "nats":
-        return ConsumerNode(name, "nats", str(getattr(options, "subject", "")))
-    return ConsumerNode(name, kind, "")  # a kind added later draws with its name alone
+    what, target = SINK_KINDS[kind].draw(options)
+    return ConsumerNode(name, what, target)
 
 
 def topology(config: Config, source: str | None = None) -> Topology:

@@ -14,6 +14,7 @@ from evroute.config.checker import Issue
 from evroute.config.model import Config
 from evroute.core.json_codec import Malformed, parse_event
 from evroute.core.lines import BOM
+from evroute.core.wording import plural
 from evroute.storage.fileio import printable
 
 SAMPLE_LIMIT = 1_000_000  # samples read at most: a check, not a run
@@ -72,7 +73,7 @@ def check_samples(config: Config, path: Path, config_name: str) -> list[Issue]:
                     "warning",
                     f"routes[{index}]",
                     f"no sample event in {name} matches route {route.name!r}"
-                    f" ({events} {'event' if events == 1 else 'events'})",
+                    f" ({plural(events, 'event', grouped=False)})",
                 )
             )
     fed = {consumer for route in config.routes for consumer in route.to}

@@ -8,7 +8,7 @@ import time
 from collections import deque
 
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, Group, JustifyMethod, RenderableType
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
@@ -75,15 +75,13 @@ class LiveView:
             (sparkline(self._events_rate).ljust(HISTORY), "cyan"),
             f"  {total.malformed:,} malformed, {stats.unmatched:,} unmatched",
         )
-        routes = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
-        for column, justify in (
+        routes = table(
             ("route", "left"),
             ("events/s", "right"),
             ("last 6 s", "left"),
             ("matched", "right"),
             ("errors", "right"),
-        ):
-            routes.add_column(column, justify=justify)  # type: ignore[arg-type]
+        )
         for name, route in list(stats.routes.items()):
             history = self._rates.get(name) or deque([0.0])
             routes.add_row(
@@ -93,8 +91,7 @@ class LiveView:
                 f"{route.matched:,}",
                 Text(f"{route.errors:,}", style="red" if route.errors else ""),
             )
-        consumers = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
-        for column, justify in (
+        consumers = table(
             ("consumer", "left"),
             ("state", "left"),
             ("queue", "right"),
@@ -102,8 +99,7 @@ class LiveView:
             ("restarts", "right"),
             ("delivered", "right"),
             ("dead-lettered", "right"),
-        ):
-            consumers.add_column(column, justify=justify)  # type: ignore[arg-type]
+        )
         for name, consumer in list(stats.consumers.items()):
             settings = self.config.consumers.get(name)
             capacity = settings.queue.buffer if settings is not None else 0
@@ -125,6 +121,14 @@ class LiveView:
             if inputs is None
             else Group(header, inputs, routes, consumers)
         )
+
+
+def table(*columns: tuple[str, JustifyMethod]) -> Table:
+    """An empty table of the view, with these (heading, justification) columns."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    for heading, justify in columns:
+        table.add_column(heading, justify=justify)
+    return table
 
 
 class LiveDisplay:

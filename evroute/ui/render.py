@@ -1,4 +1,4 @@
-"""Drawing results for people: stats tables, validation reports, progress."""
+"""Drawing results for people: stats, reports, explanations, graphs, the audit, progress."""
 
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ from rich.tree import Tree
 from evroute import expr
 from evroute.config.checker import Issue
 from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP
+from evroute.core.stats import Progress as ProgressHook
 from evroute.core.stats import RunStats
-from evroute.engine.pipeline import Progress as ProgressHook
+from evroute.core.wording import plural
 from evroute.expr import Explanation
 from evroute.tools import explain, routing_tests
 from evroute.tools.graph import ConsumerNode, RouteNode, Topology
@@ -48,10 +49,6 @@ class StatusConsole(Console):
             super().print(*objects, **options)
         except OSError:
             self.quiet = True
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def render_issues(console: Console, issues: list[Issue]) -> None:

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS))  # nats_server.py, beside the tests
+sys.path.insert(0, str(TESTS))  # nats_server.py and runs.py, beside the tests
 
 from bench_throughput import make_events  # noqa: E402
 from nats_server import (  # noqa: E402
@@ -42,8 +42,8 @@ from nats_server import (  # noqa: E402
     running_server,
     stream_info,
 )
+from runs import EVROUTE  # noqa: E402
 
-EVROUTE = [sys.executable, "-m", "evroute"]
 TIMEOUT = 600.0
 
 
