@@ -26,14 +26,9 @@ from evroute.core.stats import ConsumerStats, RunStats
 from evroute.engine.queues import ConsumerQueue
 from evroute.engine.router import Router
 from evroute.loading import check_config
+from evroute.loading.fields import PathError, never_object, parse_path, show_path
 from evroute.loading.schema import config_schema
-from evroute.shaping.fields_gate import (
-    PathError,
-    apply_policy,
-    never_object,
-    parse_path,
-    show_path,
-)
+from evroute.shaping.fields_gate import apply_policy
 from evroute.storage.dead_letters import DeadLetters
 from evroute.tools.routing_tests import run_tests
 

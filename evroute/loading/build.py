@@ -38,9 +38,9 @@ from evroute.config.model import (
     TestCase,
 )
 from evroute.config.yaml_loader import Node
+from evroute.loading.fields import check_route as check_route_fields
+from evroute.loading.fields import read_fields
 from evroute.loading.inputs import check_nats_loops, read_inputs
-from evroute.shaping.fields_gate import check_route as check_route_fields
-from evroute.shaping.fields_gate import read_fields
 from evroute.sinks import SINK_KINDS  # the sink kinds own their options
 from evroute.storage.crypto import (
     KEYGEN_HINT,
