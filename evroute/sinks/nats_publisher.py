@@ -63,7 +63,7 @@ class NatsSink(Sink):
     def prepare(self) -> None:
         """Connect before the run starts: a server that cannot be reached, or a stream
         that is not there, stops the run at once rather than failing the consumer."""
-        self._loop = LoopThread(f"consumer-{self.name}")
+        self._loop = LoopThread(f"nats-consumer-{self.name}")
         try:
             self._loop.call(self._open(), CONNECT_TIMEOUT_S + 10)
         except NatsProblem as problem:

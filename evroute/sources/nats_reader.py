@@ -109,7 +109,7 @@ class NatsSource(Source):
         self._tasks: list[asyncio.Task[None]] = []
         self._checking = False  # whether the durable's existence is being checked
         self._failure: str | None = None  # why the input cannot go on
-        self._loop = LoopThread(f"input-{name}")
+        self._loop = LoopThread(f"nats-input-{name}")
         try:
             self._loop.call(self._open(), CONNECT_TIMEOUT_S + 10)
         except NatsProblem as problem:
