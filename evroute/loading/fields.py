@@ -225,35 +225,22 @@ def _produced(node: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
     return {pair["value"]: pair["children"][0] for pair in node["children"]}
 
 
-def _redacted_keys(node: dict[str, Any], tree: PathTree, prefix: tuple[str, ...]) -> list[str]:
-    """The paths a multiselect hash makes that `tree` (a redact policy) removes."""
+def _taken_keys(
+    node: dict[str, Any], tree: PathTree, prefix: tuple[str, ...], include: bool
+) -> list[str]:
+    """The paths a multiselect hash makes that the policy of `tree` takes away: those a
+    redact policy names, or those an include policy leaves out."""
     produced = _produced(node)
     if produced is None:
         return []
     found: list[str] = []
     for key, value in produced.items():
         child = tree.names.get(key)
-        if child is None:
-            continue
-        if child.end:
-            found.append(show_path((*prefix, key)))
+        if child is None or child.end:
+            if (child is None) == include:
+                found.append(show_path((*prefix, key)))
         else:
-            found.extend(_redacted_keys(value, child, (*prefix, key)))
-    return found
-
-
-def _excluded_keys(node: dict[str, Any], tree: PathTree, prefix: tuple[str, ...]) -> list[str]:
-    """The paths a multiselect hash makes that `tree` (an include policy) leaves out."""
-    produced = _produced(node)
-    if produced is None:
-        return []
-    found: list[str] = []
-    for key, value in produced.items():
-        child = tree.names.get(key)
-        if child is None:
-            found.append(show_path((*prefix, key)))
-        elif not child.end:
-            found.extend(_excluded_keys(value, child, (*prefix, key)))
+            found.extend(_taken_keys(value, child, (*prefix, key), include))
     return found
 
 
@@ -294,7 +281,7 @@ def check_route(
             continue
         policy_tree = path_tree(policy.paths)
         if policy.mode == "redact":
-            for key in _redacted_keys(tree, policy_tree, ()):
+            for key in _taken_keys(tree, policy_tree, (), include=False):
                 checker.error(
                     item,
                     item_path,
@@ -303,7 +290,7 @@ def check_route(
                     " consumer that may see it",
                 )
         else:
-            for key in _excluded_keys(tree, policy_tree, ()):
+            for key in _taken_keys(tree, policy_tree, (), include=True):
                 checker.warning(
                     item,
                     item_path,
