@@ -18,7 +18,7 @@ from runs import EVROUTE, read_jsonl, write_config
 
 MIB = 1 << 20
 GIB = 1 << 30
-RAW_LIMIT = 4096  # DESIGN.md: `raw` is cut to 4 KiB
+RAW_LIMIT = 4096  # a dead letter's `raw` is cut to 4 KiB
 PEAK_RSS_LIMIT = 200 * MIB
 
 

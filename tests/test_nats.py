@@ -1,4 +1,4 @@
-"""NATS JetStream as input and consumer (issue 8), on real `evroute run` processes against
+"""NATS JetStream as input and consumer, on real `evroute run` processes against
 a real nats-server on a loopback port: scaling out over a shared durable, a crash, a
 server restart, publishing, and what the server refuses or loses. No mocks.
 

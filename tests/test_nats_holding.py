@@ -101,7 +101,7 @@ def test_a_consumer_that_stops_reading_does_not_stop_the_input(
     assert stuck["spilled"] > total // 2, stuck
     assert stats["inputs"]["bus"]["acked"] == total
     # what `stuck` never took is dead-lettered at the stop, so nothing is lost (the exit
-    # code is SIGTERM's all the same, as DESIGN.md has it)
+    # code is SIGTERM's all the same, as the README has it)
     assert code == 143
     assert stuck["delivered"] + stuck["dead_lettered"] == total, stuck
     letters = read_jsonl(tmp_path / "dead.jsonl")

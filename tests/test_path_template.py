@@ -1,4 +1,4 @@
-"""Templated file paths: DESIGN's rules for values, no way out of the folder, an LRU of
+"""Templated file paths: the rules for values, no way out of the folder, an LRU of
 open files bounded by max_open_files, and the file sink's per-file writes."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def sink(folder: Path, template: str, mode: str = "append", max_open: int = 256,
     )
 
 
-# --- the rules for values (DESIGN.md, Config) -------------------------------------------------
+# --- the rules for values (README: templated paths) ------------------------------------------
 
 
 @pytest.mark.parametrize(

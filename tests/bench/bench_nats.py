@@ -1,4 +1,4 @@
-"""The NATS JetStream benchmark of issue 8: events/s through evroute with a nats input.
+"""The NATS JetStream benchmark: events/s through evroute with a nats input.
 
     .venv/bin/python tests/bench/bench_nats.py [--events N] [--runs R]
 

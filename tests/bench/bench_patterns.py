@@ -1,4 +1,4 @@
-"""The pattern index benchmark of issue 7: 1 pattern route against 1,000.
+"""The pattern index benchmark: 1 pattern route against 1,000.
 
     .venv/bin/python tests/bench/bench_patterns.py [--events N]
 

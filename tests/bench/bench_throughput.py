@@ -1,4 +1,4 @@
-"""The throughput, memory, latency and idle-CPU benchmark of issue 3, measured in one run.
+"""The throughput, memory, latency and idle-CPU benchmark, measured in one run.
 
     .venv/bin/python tests/bench/bench_throughput.py [--events N | --quick]
 
