@@ -50,7 +50,7 @@ LAYERS: Layers = (
 DEFERRED: dict[tuple[str, str], str] = {
     ("evroute.entry", "evroute.cli"): "a Ctrl-C while the app loads must still exit 130",
     ("evroute.engine.router", "evroute.patterns"): "pattern-free runs skip ~20 ms",
-    ("evroute.loading.build", "evroute.patterns"): "pattern-free configs skip ~20 ms",
+    ("evroute.loading.routes", "evroute.patterns"): "pattern-free configs skip ~20 ms",
     ("evroute.sinks.nats", "evroute.sinks.nats_publisher"): "a run without NATS loads no asyncio",
     ("evroute.sources.nats", "evroute.sources.nats_reader"): "a run without NATS loads no asyncio",
 }

@@ -21,6 +21,7 @@ from evroute.config.yaml_loader import CoreSchemaLoader
 from evroute.loading import build as checker_tables
 from evroute.loading import check_config
 from evroute.loading.inputs import input_keys
+from evroute.loading.routes import ROUTE_KEYS
 from evroute.loading.schema import config_schema
 from evroute.processes import RestartPolicy
 from evroute.sinks import SINK_KINDS
@@ -64,7 +65,7 @@ def test_every_key_the_checker_accepts_is_in_the_schema_and_no_other() -> None:
     properties = SCHEMA["properties"]
     assert list(properties) == list(checker_tables.TOP_LEVEL_KEYS)
     assert list(properties["defaults"]["properties"]) == list(checker_tables.QUEUE_KEYS)
-    assert list(properties["routes"]["items"]["properties"]) == list(checker_tables.ROUTE_KEYS)
+    assert list(properties["routes"]["items"]["properties"]) == list(ROUTE_KEYS)
     kinds = consumer_schemas()
     assert list(kinds) == list(SINK_KINDS)
     for name, kind in SINK_KINDS.items():

@@ -35,6 +35,9 @@ from evroute.config.model import (
 )
 from evroute.loading import build as check
 from evroute.loading.inputs import input_keys
+from evroute.loading.kept_files import ENCRYPT_KEYS
+from evroute.loading.routes import ROUTE_KEYS
+from evroute.loading.tests_section import TEST_KEYS
 from evroute.sinks import SINK_KINDS
 from evroute.sources import INPUT_KINDS
 
@@ -130,7 +133,7 @@ def _tests_schema() -> Schema:
             "description": "consumer: exactly what it must get, in order",
         },
     }
-    case = {**object_schema(check.TEST_KEYS, values), "required": ["name", "event", "routes"]}
+    case = {**object_schema(TEST_KEYS, values), "required": ["name", "event", "routes"]}
     return {
         "type": ["array", "null"],
         "items": case,
@@ -160,8 +163,8 @@ def _encrypt_schema() -> Schema:
         "key_env": {**STRING, "description": "an environment variable holding the key"},
         "key_file": {**STRING, "description": "a file holding the key, relative to the config"},
     }
-    mapping = object_schema(check.ENCRYPT_KEYS, shapes)
-    mapping["oneOf"] = [{"required": [key]} for key in check.ENCRYPT_KEYS]
+    mapping = object_schema(ENCRYPT_KEYS, shapes)
+    mapping["oneOf"] = [{"required": [key]} for key in ENCRYPT_KEYS]
     return {
         "anyOf": [{"type": "null"}, mapping],
         "description": "encrypt the files evroute keeps (dead letters, spill, audit,"
@@ -184,7 +187,7 @@ def config_schema() -> Schema:
         "type": "array",
         "minItems": 1,
         "items": {
-            **object_schema(check.ROUTE_KEYS, values),
+            **object_schema(ROUTE_KEYS, values),
             "required": ["name", "to"],
             "not": {"required": ["filter", "pattern"]},  # one or the other
         },
