@@ -109,7 +109,7 @@ def _consumer_schemas(values: dict[str, Schema]) -> list[Schema]:
         common = object_schema((*check.QUEUE_KEYS, *check.CONSUMER_KEYS), values)
         schema["properties"] = {**schema["properties"], **common["properties"]}
         schema["required"] = [kind.name]
-        schema["title"] = f"a {kind.name} consumer: {kind.description}"
+        schema["title"] = f"a consumer of kind {kind.name}: {kind.description}"
         schemas.append(schema)
     return schemas
 

@@ -108,9 +108,7 @@ def schema() -> Schema:
         "key": {"type": ["string", "null"], "minLength": 1, "description": "a JMESPath expression"},
         "timeout": DURATION,
     }
-    defaults = dataclass_defaults(CommandOptions)
-    defaults.pop("key", None)  # None is no default a config can write
-    schema = object_schema(KIND.keys, values, defaults)
+    schema = object_schema(KIND.keys, values, dataclass_defaults(CommandOptions))
     # each kind of command has its own keys (per_event: true, or not)
     schema["if"] = {"properties": {"per_event": {"const": True}}, "required": ["per_event"]}
     schema["then"] = {"not": {"anyOf": [{"required": [k]} for k in LONG_RUNNING_KEYS]}}
