@@ -102,7 +102,6 @@ def parse_argv(checker: Checker, node: Node, command_path: str) -> tuple[str, ..
 
 
 def parse_restart(checker: Checker, node: Node, path: str) -> RestartPolicy | None:
-
     fields = checker.mapping(node, path)
     if fields is None:
         return None

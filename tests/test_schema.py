@@ -16,6 +16,7 @@ from configs import MINIMAL, THREE_MISTAKES
 from runs import write_config
 
 from evroute.cli import program
+from evroute.config.checker import DEAD_LETTER_KEYS
 from evroute.config.model import QueueSettings
 from evroute.config.yaml_loader import CoreSchemaLoader
 from evroute.loading import build as checker_tables
@@ -71,12 +72,10 @@ def test_every_key_the_checker_accepts_is_in_the_schema_and_no_other() -> None:
     for name, kind in SINK_KINDS.items():
         every_kind = (*checker_tables.QUEUE_KEYS, *checker_tables.CONSUMER_KEYS)
         assert set(kinds[name]["properties"]) == {*kind.keys, *every_kind}
-    dead_letter_keys = getattr(checker_tables, "DEAD_LETTER_KEYS", None)
-    if dead_letter_keys is not None:  # dead_letter: {path: ..., rotate_bytes: ...}
-        for key in ("dead_letter", "audit"):  # the files evroute keeps, alike
-            mapping = properties[key]["anyOf"][1]
-            assert list(mapping["properties"]) == list(dead_letter_keys)
-            assert mapping["additionalProperties"] is False
+    for key in ("dead_letter", "audit"):  # the files evroute keeps, alike
+        mapping = properties[key]["anyOf"][1]  # {path: ..., rotate_bytes: ...}
+        assert list(mapping["properties"]) == list(DEAD_LETTER_KEYS)
+        assert mapping["additionalProperties"] is False
     inputs = properties["inputs"]["items"]
     assert list(inputs["properties"]) == list(input_keys())
     assert inputs["additionalProperties"] is False
@@ -191,7 +190,7 @@ INVALID = {
     "wrong on_full": MINIMAL.replace("    file:", "    on_full: dorp_newest\n    file:"),
     "unknown consumer key": MINIMAL.replace("    file:", "    fiel: x\n    file:"),
     "unknown route key": THREE_MISTAKES,
-    "a key of a later version": MINIMAL + "inputs: [a.jsonl]\n",
+    "inputs as a list of strings": MINIMAL + "inputs: [a.jsonl]\n",
     "version 2": MINIMAL.replace("version: 1", "version: 2"),
     "version as a string": MINIMAL.replace("version: 1", 'version: "1"'),
     "bad size": MINIMAL + "max_event_bytes: 1 parsec\n",

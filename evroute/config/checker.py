@@ -9,17 +9,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from evroute import expr
 from evroute.config import env
 from evroute.config.model import Rotation
 from evroute.config.units import parse_duration, parse_size
 from evroute.config.yaml_loader import Node, resolve_plain
-
-if TYPE_CHECKING:
-    pass
-
 
 Severity = Literal["error", "warning"]
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")

@@ -98,7 +98,8 @@ class InputOptions(Protocol):
     input named on the command line gets the publish policy of the producer it is."""
 
     def reads(self, base_dir: Path) -> list[str]:
-        """The paths it reads now ("-" for stdin), relative to `base_dir`'s glob."""
+        """The paths it reads now, its globs matched under `base_dir` ("-" for stdin;
+        none for an input that reads no file)."""
         ...
 
 

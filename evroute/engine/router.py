@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 from evroute.config.model import UNMATCHED_DEAD_LETTER, UNMATCHED_DROP, Config, RouteConfig
-from evroute.core.json_codec import Malformed, parse_event
+from evroute.core.json_codec import Malformed, Unwritable, encode, parse_event
 from evroute.core.lines import LineBatch, OversizeLine, has_long_digit_run
 from evroute.core.parcel import Letter, Parcel
 from evroute.core.stats import RouteStats, RunStats
 from evroute.engine.queues import ConsumerQueue
 from evroute.expr import ExpressionError, Plan, PlanStep, batch_runner, compile_plan
+from evroute.expr.errors import INVALID_VALUE
 from evroute.shaping.fields_gate import Gate
-from evroute.shaping.matching import encode_output, pattern_failure
+from evroute.shaping.matching import pattern_failure
 from evroute.shaping.publish_policy import PublishPolicy
 from evroute.storage.audit_log import AuditLog, Entry, id_json
 from evroute.storage.dead_letters import DeadLetters
@@ -241,7 +242,12 @@ class Router:
 
         def record(position: int, event: dict[str, Any]) -> bool:
             try:
-                payload = encode_output(search(event))
+                payload = encode(search(event))
+            except Unwritable as error:  # what encode_output says, without its call per event
+                self._route_error(
+                    index, position, transform.error(ExpressionError(str(error), INVALID_VALUE))
+                )
+                return False
             except Exception as error:
                 self._route_error(index, position, transform.error(error))
                 return False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from evroute.config.checker import (
     Checker,
@@ -34,10 +33,6 @@ from evroute.loading.kept_files import check_shared_files, read_encrypt
 from evroute.loading.routes import read_route
 from evroute.loading.tests_section import read_tests
 from evroute.sinks import SINK_KINDS  # the sink kinds own their options
-
-if TYPE_CHECKING:
-    pass
-
 
 TOP_LEVEL_KEYS = (
     "version",
@@ -91,8 +86,6 @@ def build_config(
     no_env: bool = False,
 ) -> Config | None:
     """The Config, or None when there are errors (all of them in `checker.issues`)."""
-    # imported when used, as these modules import the config package themselves
-
     base_dir = config_path.parent
     if root is None or root.value is None:
         checker.error(

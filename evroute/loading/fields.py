@@ -173,7 +173,6 @@ def read_fields(checker: Checker, node: Node, path: str) -> FieldsPolicy | None:
 
 
 def _describe(node: Node) -> str:
-
     return describe(node.value)
 
 

@@ -96,7 +96,6 @@ def _read_input(checker: Checker, node: Node, path: str, base_dir: Path) -> Inpu
 
 
 def _read_publish(checker: Checker, node: Node, path: str) -> tuple[str, ...] | None:
-
     if not node.is_sequence:
         checker.error(
             node,

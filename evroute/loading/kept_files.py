@@ -7,7 +7,6 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from evroute.config.checker import (
     Checker,
@@ -30,9 +29,6 @@ from evroute.storage.crypto import (
     is_variable_name,
     key_file_warning,
 )
-
-if TYPE_CHECKING:
-    pass
 
 ENCRYPT_KEYS = ("key_env", "key_file")
 

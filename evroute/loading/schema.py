@@ -2,9 +2,9 @@
 
 Built from the tables the checker itself uses: the key lists of each section, the schemas
 the input and sink kinds give of their own keys (their registrations), the choices and
-the defaults of the model's dataclasses. Only the shape of
-each key's value is written here, in VALUE_SCHEMAS; a key the checker accepts without an
-entry there makes `config_schema()` fail, so the schema cannot fall behind the checker.
+the defaults of the model's dataclasses. Only the shape of each key's value is written
+here, in VALUE_SCHEMAS; a key the checker accepts without an entry there makes
+`config_schema()` fail, so the schema cannot fall behind the checker.
 The checker stays the authority: the schema cannot see cross-references (`to` naming a
 real consumer, unique route names) nor parse JMESPath.
 """
@@ -33,7 +33,7 @@ from evroute.config.model import (
     Config,
     QueueSettings,
 )
-from evroute.loading import build as check
+from evroute.loading.build import CONSUMER_KEYS, QUEUE_KEYS, TOP_LEVEL_KEYS
 from evroute.loading.inputs import input_keys
 from evroute.loading.kept_files import ENCRYPT_KEYS
 from evroute.loading.routes import ROUTE_KEYS
@@ -106,10 +106,11 @@ def _consumer_schemas(values: dict[str, Schema]) -> list[Schema]:
     for kind in SINK_KINDS.values():
         schema = kind.schema()
         # the queue settings' defaults come from `defaults:`, not from the schema
-        common = object_schema((*check.QUEUE_KEYS, *check.CONSUMER_KEYS), values)
+        common = object_schema((*QUEUE_KEYS, *CONSUMER_KEYS), values)
         schema["properties"] = {**schema["properties"], **common["properties"]}
         schema["required"] = [kind.name]
-        schema["title"] = f"a consumer of kind {kind.name}: {kind.description}"
+        schema["title"] = f"a {kind.name} consumer"
+        schema["description"] = kind.description
         schemas.append(schema)
     return schemas
 
@@ -176,7 +177,7 @@ def config_schema() -> Schema:
     """The JSON Schema of a version 1 config."""
 
     values = dict(VALUE_SCHEMAS)
-    values["defaults"] = object_schema(check.QUEUE_KEYS, values, dataclass_defaults(QueueSettings))
+    values["defaults"] = object_schema(QUEUE_KEYS, values, dataclass_defaults(QueueSettings))
     values["consumers"] = {
         "type": "object",
         "minProperties": 1,
@@ -205,7 +206,7 @@ def config_schema() -> Schema:
     values["tests"] = _tests_schema()
     values["encrypt"] = _encrypt_schema()
     values["inputs"] = _inputs_schema()
-    top = object_schema(check.TOP_LEVEL_KEYS, values, dataclass_defaults(Config))
+    top = object_schema(TOP_LEVEL_KEYS, values, dataclass_defaults(Config))
     return {
         "$schema": SCHEMA_DRAFT,
         "title": "evroute routing config, version 1",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from evroute.config.checker import (
     Checker,
@@ -17,9 +17,6 @@ from evroute.config.model import (
 )
 from evroute.config.yaml_loader import Node
 from evroute.loading.routes import read_name_list
-
-if TYPE_CHECKING:
-    pass
 
 TEST_KEYS = ("name", "event", "routes", "outputs")
 

@@ -136,7 +136,6 @@ def _url_problem(url: str) -> str | None:
 
 
 def _parse_tls(checker: Checker, node: Node, path: str, base_dir: Path) -> TlsFiles | None:
-
     fields = checker.mapping(node, path)
     if fields is None:
         return None

@@ -134,8 +134,6 @@ class Gate:
     """
 
     def __init__(self, consumer: str, policy: FieldsPolicy, queue: ConsumerQueue) -> None:
-        # the router imports this module, so its codec is imported when a gate is built
-
         self.consumer = consumer
         self.restrict = compile_policy(policy)
         self.queue = queue

@@ -44,7 +44,7 @@ from evroute.storage.archive_format import (
     format_time_up,
     segment_name,
 )
-from evroute.storage.crypto import Key, Sealer
+from evroute.storage.crypto import Sealer
 from evroute.storage.fileio import PartialWrite, make_private_folder, open_private, write_all
 
 if TYPE_CHECKING:
@@ -70,7 +70,6 @@ class ArchiveOptions:
 def parse_options(
     checker: Checker, fields: dict[str, Node], path: str, base_dir: Path
 ) -> ArchiveOptions | None:
-
     folder = checker.string(fields["archive"], join(path, "archive"))
     rotate_bytes: int | None = DEFAULT_ROTATE_BYTES
     if "rotate_bytes" in fields:
@@ -149,7 +148,6 @@ class ArchiveSink(Sink):
         super().__init__(config, base_dir)
         self.options: ArchiveOptions = config.options
         self.folder = base_dir / self.options.folder
-        self.key: Key | None = None  # the run's key, set by the pipeline: segments are sealed
         self._segment: _Segment | None = None
         self._number = 0  # segments this sink started: the name's counter
         self._stop = threading.Event()

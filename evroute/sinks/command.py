@@ -48,7 +48,6 @@ LONG_RUNNING_KEYS = ("restart", "ack")
 def parse_options(
     checker: Checker, fields: dict[str, Node], path: str, base_dir: Path
 ) -> CommandOptions | None:
-
     argv = parse_argv(checker, fields["command"], join(path, "command"))
     per_event = checker.boolean(fields, "per_event", path)
     wrong = PER_EVENT_KEYS if not per_event else LONG_RUNNING_KEYS
@@ -92,8 +91,6 @@ def parse_options(
 
 def create(config: ConsumerConfig, base_dir: Path) -> Sink:
     if config.options.per_event:
-        # imported when used: checking a config needs only the options
-
         return PerEventSink(config, base_dir)
     return LongRunningSink(config, base_dir)
 

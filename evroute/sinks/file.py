@@ -76,7 +76,6 @@ class FileOptions:
 def parse_options(
     checker: Checker, fields: dict[str, Node], path: str, base_dir: Path
 ) -> FileOptions | None:
-
     target = checker.string(fields["file"], join(path, "file"))
     mode = "append"
     if "mode" in fields:
@@ -161,7 +160,6 @@ class FileSink(Sink):
         self._open_files: OrderedDict[str, int] = OrderedDict()
         self._truncated: set[str] = set()  # overwrite mode: files truncated in this run
         # the run's key (set by the pipeline); used when the options say encrypt: true
-        self.key: Key | None = None
         self._sealed: dict[str, SealedWriter] = {}  # templated paths: a segment per open file
 
     @property

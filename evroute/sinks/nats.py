@@ -1,6 +1,7 @@
 """The `nats` consumer kind: its options (the connection, a subject that may be
-templated from the event, `routed.{"detail-type"}`, an optional stream) and how a
-subject is made from an event. The writer, which needs asyncio, is nats_publisher.py.
+templated from the event, `routed.{"detail-type"}`, an optional stream). A subject is
+made from an event by shaping/templates.py; the writer, which needs asyncio, is
+nats_publisher.py.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ class NatsSinkOptions:
 def parse_options(
     checker: Checker, fields: dict[str, Node], path: str, base_dir: Path
 ) -> NatsSinkOptions | None:
-
     node = fields["nats"]
     path = join(path, "nats")
     mapping = checker.mapping(node, path)

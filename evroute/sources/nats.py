@@ -60,13 +60,12 @@ def parse_options(
     checker: Checker, fields: dict[str, Node], path: str, name: str, base_dir: Path
 ) -> NatsInputOptions | None:
     """The `nats:` mapping of an input; problems go to the checker."""
-    return read_mapping(checker, fields["nats"], join(path, "nats"), name, base_dir)
+    return read_nats_input(checker, fields["nats"], join(path, "nats"), name, base_dir)
 
 
-def read_mapping(
+def read_nats_input(
     checker: Checker, node: Node, path: str, name: str, base_dir: Path
 ) -> NatsInputOptions | None:
-
     fields = checker.mapping(node, path)
     if fields is None:
         return None

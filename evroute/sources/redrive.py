@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evroute.core.json_codec import Malformed, encode, parse_event
+from evroute.core.json_codec import Malformed, parse_event
 from evroute.core.json_types import json_type
 from evroute.core.lines import RAW_LIMIT, LineBatch, LineSplitter, OversizeLine
 from evroute.core.wording import plural
 from evroute.errors import InputError
 from evroute.expr import ExpressionError
+from evroute.shaping.matching import encode_output
 from evroute.sources.base import Source, WrappingSource, open_sources
 from evroute.sources.sealed import unseal
 from evroute.storage.crypto import Key
@@ -72,7 +73,7 @@ def event_bytes(line: bytes, event: dict[str, Any]) -> bytes:
                 return candidate.strip()
         except Malformed:
             pass
-    return encode(event)
+    return encode_output(event)
 
 
 class DeadLetterSplitter(LineSplitter):
